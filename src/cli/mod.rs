@@ -1,0 +1,53 @@
+//! The command-line edge: each command's arguments and what it prints. `main.rs` only parses
+//! and dispatches here. This is the one place that uses `anyhow`.
+
+pub mod compliance;
+pub mod evidence;
+pub mod recording;
+pub mod vision;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::config::{Config, ConfigError};
+
+/// Exit code for a bad config or bad arguments.
+pub const EXIT_BAD_CONFIG: u8 = 2;
+/// Exit code for "ran, and found problems" (e.g. `verify` found tampering).
+pub const EXIT_PROBLEMS: u8 = 1;
+
+/// Loads the config; the error maps to exit code 2 in `exit_code_for`.
+pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
+    Config::load(path)
+}
+
+/// The exit code for an error that reached `main`: 2 for config errors, 1 otherwise.
+pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    if err.chain().any(|e| e.is::<ConfigError>() || e.is::<UsageError>()) {
+        ExitCode::from(EXIT_BAD_CONFIG)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Arguments that parse but make no sense together (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Prints an error and its whole cause chain once, ripgrep style.
+pub fn report_error(err: &anyhow::Error) {
+    let mut msg = format!("classproof: {err}");
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg += &format!("\n  caused by: {c}");
+        }
+    }
+    eprintln!("{msg}");
+}
+
+/// A command that is specified but not built yet.
+pub fn not_yet(what: &str) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`{what}` is not available in this build yet")
+}

@@ -1,0 +1,55 @@
+//! What the daemon's background jobs (verdicts, checkpoints, retention) are given.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// Everything a background job needs. Jobs open their own database connection
+/// (`db::open(&config.device.data_dir)`); SQLite in WAL mode serialises writers.
+#[derive(Clone)]
+pub struct JobContext {
+    pub config: Arc<Config>,
+    /// Bumped by the store after every committed change to segments and gaps.
+    pub changes: Arc<Changes>,
+    /// Set on SIGTERM/SIGINT; a job returns within about a second.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl JobContext {
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// A change counter jobs can wait on.
+#[derive(Debug, Default)]
+pub struct Changes {
+    version: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Changes {
+    /// Announces a committed change.
+    pub fn notify(&self) {
+        let mut v = self.version.lock().unwrap_or_else(|e| e.into_inner());
+        *v += 1;
+        self.cv.notify_all();
+    }
+
+    /// The current version.
+    pub fn version(&self) -> u64 {
+        *self.version.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the version differs from `seen` or `timeout` passes; returns the version.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let guard = self.version.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .cv
+            .wait_timeout_while(guard, timeout, |v| *v == seen)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard
+    }
+}

@@ -1,0 +1,241 @@
+//! `classproof.db`: the one SQLite file (WAL) holding the segment index, gaps, the evidence log
+//! and, as features land, the roster, gallery and outbox.
+//!
+//! Architecture invariant: this is the only file that knows the table layouts of more than one
+//! module. Each module keeps the queries on its own tables beside its code (`media::index`,
+//! `evidence::log`, …); the schema and its migrations live here, in one ordered list.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use thiserror::Error;
+
+/// File name of the database inside the data dir.
+pub const DB_FILE: &str = "classproof.db";
+
+#[derive(Debug, Error)]
+pub enum DbError {
+    #[error("{path}: cannot open the database: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: migration to schema version {version} failed: {source}")]
+    Migrate {
+        path: PathBuf,
+        version: usize,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "{path}: schema version {found} is newer than this classproof understands ({known}); \
+         refusing to touch it (install the newer classproof again)"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Schema migrations, applied in order; `user_version` is the number applied. Nothing is
+/// deployed yet, so slots may still be edited in place; once released, only append.
+const MIGRATIONS: &[&str] = &[
+    // 1: recording backbone (media::index) and the evidence log (evidence::log).
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- One row per segment file. `state`: recording (open, being written), closed (finished
+    -- cleanly), recovered (left open by a crash, repaired and indexed at start-up), damaged
+    -- (left open and not playable; the file is kept).
+    CREATE TABLE segments (
+        id                INTEGER PRIMARY KEY,
+        camera            TEXT    NOT NULL,
+        stream_id         TEXT    NOT NULL,   -- new for every camera connection
+        stream_seq        INTEGER NOT NULL,   -- 0, 1, 2… within the stream
+        path              TEXT    NOT NULL UNIQUE, -- relative to the data dir
+        codec             TEXT    NOT NULL,
+        start_us          INTEGER NOT NULL,   -- wall clock, µs since the Unix epoch
+        end_us            INTEGER,
+        media_duration_us INTEGER,
+        bytes             INTEGER,
+        sha256            TEXT,
+        state             TEXT    NOT NULL,
+        log_seq           INTEGER             -- the evidence record of this segment
+    );
+    CREATE INDEX segments_camera_start ON segments (camera, start_us);
+    -- Holes in a camera's recording. `end_us` is NULL while the gap is still open.
+    CREATE TABLE gaps (
+        id          INTEGER PRIMARY KEY,
+        camera      TEXT    NOT NULL,
+        start_us    INTEGER NOT NULL,
+        end_us      INTEGER,
+        cause       TEXT    NOT NULL,
+        detail      TEXT,
+        detected_us INTEGER NOT NULL,         -- when the daemon noticed the hole
+        log_seq     INTEGER
+    );
+    CREATE INDEX gaps_camera_start ON gaps (camera, start_us);
+    -- The hash-chained evidence log.
+    CREATE TABLE log (
+        seq         INTEGER PRIMARY KEY,
+        time_us     INTEGER NOT NULL,
+        type        TEXT    NOT NULL,
+        payload     TEXT    NOT NULL,
+        file_sha256 TEXT,
+        prev_hash   BLOB    NOT NULL,
+        hash        BLOB    NOT NULL
+    );
+    CREATE INDEX log_type_time ON log (type, time_us);
+    CREATE INDEX log_time ON log (time_us);
+    "#,
+    // 2: vision and attendance (gallery, roster). Reserved.
+    "",
+    // 3: evidence (keys, checkpoints, pruning). Reserved.
+    "",
+    // 4: compliance. Reserved.
+    "",
+];
+
+/// Opens (creating if needed) the database in `data_dir`, applies migrations and sets the
+/// pragmas every connection needs.
+pub fn open(data_dir: &Path) -> Result<Connection, DbError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| DbError::Open {
+        path: data_dir.to_path_buf(),
+        source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+    })?;
+    open_file(&data_dir.join(DB_FILE))
+}
+
+/// Opens the database file itself.
+pub fn open_file(path: &Path) -> Result<Connection, DbError> {
+    let open_err = |source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut conn = Connection::open(path).map_err(open_err)?;
+    configure(&conn).map_err(open_err)?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only (for `segments`, `report`, `verify`): never creates
+/// or migrates anything.
+pub fn open_read_only(data_dir: &Path) -> Result<Connection, DbError> {
+    let path = data_dir.join(DB_FILE);
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| DbError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(DbError::TooNew {
+            path,
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it
+    // returns, which is what "durable before acknowledged" means for the evidence log.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(DbError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let v = i + 1;
+        let err = |source| DbError::Migrate {
+            path: path.to_path_buf(),
+            version: v,
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", v as i64).map_err(err)?;
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Starts a write transaction that takes the write lock at once (`BEGIN IMMEDIATE`), so that
+/// read-then-write sequences such as appending to the evidence log are serialised across
+/// connections and processes.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// A value of the `meta` table.
+pub fn meta_get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+/// Sets a value of the `meta` table.
+pub fn meta_set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(dir.path()).unwrap();
+        let v = conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .unwrap() as usize;
+        assert_eq!(v, MIGRATIONS.len());
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        meta_set(&conn, "k", "v").unwrap();
+        drop(conn);
+        let conn = open(dir.path()).unwrap();
+        assert_eq!(meta_get(&conn, "k").unwrap().as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(dir.path()).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        let e = open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("newer than this classproof"), "{e}");
+    }
+}

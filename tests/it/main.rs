@@ -1,0 +1,9 @@
+//! classproof's integration tests: one binary, one module per room, each against real parts
+//! started on loopback by the tests themselves (see `support`).
+
+mod compliance;
+mod config;
+mod evidence;
+mod recording;
+mod support;
+mod vision;

@@ -1,0 +1,374 @@
+//! Real parts for the integration tests, started on loopback by the tests themselves: an RTSP
+//! camera (gst-rtsp-server), the classproof binary as a child process, temporary data dirs.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_classproof"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` beside the repository (models, photos, videos).
+pub fn shared() -> PathBuf {
+    repo().join("../shared")
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Runs `classproof ARGS…` to completion.
+pub fn classproof(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("run classproof")
+}
+
+/// Polls `cond` every 50 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = cond() {
+            return t;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid we started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// A loopback RTSP camera at `rtsp://127.0.0.1:{port}/cam`.
+pub struct RtspServer {
+    pub port: u16,
+    codec: String,
+    file: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+impl RtspServer {
+    /// A live generated stream: `codec` is "h264" or "h265"; 25 fps, a keyframe every second.
+    pub fn start(codec: &str) -> RtspServer {
+        let mut s = RtspServer {
+            port: free_port(),
+            codec: codec.to_string(),
+            file: None,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Replays an MP4 (H.264) file.
+    pub fn start_file(file: &Path) -> RtspServer {
+        let mut s = RtspServer {
+            port: free_port(),
+            codec: "h264".into(),
+            file: Some(file.to_path_buf()),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.arg(repo().join("tests/support/rtsp_server.py")).args([
+            "--port",
+            &self.port.to_string(),
+            "--codec",
+            &self.codec,
+        ]);
+        if let Some(f) = &self.file {
+            cmd.arg("--file").arg(f);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tests/support/rtsp_server.py (needs python3-gi and gst-rtsp-server)");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read READY line");
+        assert!(line.starts_with("READY"), "RTSP server did not start: {line:?}");
+        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL): the camera disappears.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        // The port may linger briefly; retry until it binds.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let probe = TcpListener::bind(("127.0.0.1", self.port));
+            if probe.is_ok() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.spawn();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, no packets flow.
+    pub fn freeze(&self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), libc::SIGSTOP);
+        }
+    }
+
+    /// Thaws a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), libc::SIGCONT);
+        }
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill();
+    }
+}
+
+/// `classproof run` as a child process, with its stderr collected line by line.
+pub struct Daemon {
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    rx: Receiver<String>,
+}
+
+impl Daemon {
+    pub fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start classproof run");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = channel();
+        let keep = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("CLASSPROOF_TEST_ECHO").is_some() {
+                    eprintln!("daemon: {line}");
+                }
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Daemon {
+            child: Some(child),
+            lines,
+            rx,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "no log line with {needle:?} within {timeout:?}; log so far:\n{}",
+                        self.log()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then wait (at most `timeout`) for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "daemon did not exit within {timeout:?} of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: the crash the recovery code must survive.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), libc::SIGKILL);
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A temporary directory with a data dir and a config file in it.
+pub struct Scene {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scene {
+    pub fn new() -> Scene {
+        Scene {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Writes `classproof.toml` with `[device]` pointing at this scene's data dir, followed by
+    /// `rest`; vision is off unless `rest` configures it.
+    pub fn config(&self, rest: &str) -> PathBuf {
+        let path = self.dir.path().join("classproof.toml");
+        let vision = if rest.contains("[vision]") {
+            ""
+        } else {
+            "\n[vision]\nenabled = false\n"
+        };
+        let text = format!(
+            "[device]\nid = \"test-box\"\ndata_dir = \"{}\"\ntimezone = \"Asia/Shanghai\"\n{vision}\n{rest}",
+            self.data_dir().display()
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// `classproof segments --json` for this scene, parsed.
+    pub fn segments(&self, config: &Path) -> Vec<serde_json::Value> {
+        let out = classproof(&["segments", "--json", "--config", &config.to_string_lossy()]);
+        assert!(
+            out.status.success(),
+            "segments failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("segments --json prints JSON lines"))
+            .collect()
+    }
+}
+
+/// ffprobe's view of a media file: (decodable, duration in seconds).
+pub fn ffprobe_duration(path: &Path) -> Option<f64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Decodes the whole file with ffmpeg and reports whether it decoded without errors, and how
+/// many frames it had.
+pub fn ffmpeg_decode_frames(path: &Path) -> Result<u64, String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if !out.status.success() || !stderr.trim().is_empty() {
+        return Err(stderr);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .map_err(|e| format!("{e}: {:?}", String::from_utf8_lossy(&out.stdout)))
+}
