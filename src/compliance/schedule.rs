@@ -2,8 +2,21 @@
 //!
 //! Placeholder until the schedule lands (issue 3): only `id` is read, other keys are accepted.
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use crate::compliance::RulesConfig;
-use crate::config::{Problems, Section};
+use crate::config::{Config, Problems, Section};
+
+/// The time span and cameras of one occurrence of a session: from the start of its first class
+/// hour to the end of its last. `date` (local) picks the occurrence of a recurring session; a
+/// one-off session ignores it. `None` if there is no such session (or occurrence).
+pub fn session_span(
+    _config: &Config,
+    _session_id: &str,
+    _date: Option<NaiveDate>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>, Vec<String>)> {
+    None
+}
 
 /// One `[[session]]` entry.
 #[derive(Debug, Clone)]

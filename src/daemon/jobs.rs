@@ -15,6 +15,10 @@ pub struct JobContext {
     pub changes: Arc<Changes>,
     /// Set on SIGTERM/SIGINT; a job returns within about a second.
     pub stop: Arc<AtomicBool>,
+    /// Set by the evidence job when the disk is full and nothing may be deleted (R6): camera
+    /// threads then stop writing new segments and record a `disk_full` gap; cleared when
+    /// space is back.
+    pub disk_full: Arc<AtomicBool>,
 }
 
 impl JobContext {

@@ -192,6 +192,25 @@ pub fn read_from(conn: &rusqlite::Connection, from_seq: i64, limit: i64) -> Resu
     Ok(out)
 }
 
+/// Records of one type (or all) from a time on, in log order.
+pub fn read_filtered(
+    conn: &rusqlite::Connection,
+    from_us: Option<i64>,
+    kind: Option<&str>,
+) -> Result<Vec<Record>, LogError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq FROM log WHERE time_us >= ?1 AND (?2 IS NULL OR type = ?2) ORDER BY seq",
+    )?;
+    let seqs: Vec<i64> = stmt
+        .query_map(params![from_us.unwrap_or(i64::MIN), kind], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        out.extend(read_from(conn, seq, 1)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
