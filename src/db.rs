@@ -97,8 +97,39 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 2: vision and attendance (gallery, roster). Reserved.
     "",
-    // 3: evidence (keys, checkpoints, pruning). Reserved.
-    "",
+    // 3: evidence (evidence::store): the device's public keys, signed checkpoints, and the
+    // retention index of files referenced by log records.
+    r#"
+    CREATE TABLE evidence_keys (
+        fingerprint TEXT PRIMARY KEY,         -- first 16 bytes of sha256(public key), hex
+        public_key  TEXT    NOT NULL,         -- "ed25519:" + 64 hex
+        created_us  INTEGER NOT NULL,
+        retired_us  INTEGER,                  -- set when rotated away
+        retired_seq INTEGER                   -- the `key_rotated` record that retired it
+    );
+    -- Signed checkpoints of the log: the exact signed text (docs/evidence.md).
+    CREATE TABLE checkpoints (
+        id              INTEGER PRIMARY KEY,
+        seq             INTEGER NOT NULL,
+        time_us         INTEGER NOT NULL,
+        key_fingerprint TEXT    NOT NULL,
+        text            TEXT    NOT NULL
+    );
+    CREATE INDEX checkpoints_seq ON checkpoints (seq);
+    -- One row per log record that refers to a file (written by evidence::log::append),
+    -- so retention finds expired files and verify finds unreferenced ones without scanning the
+    -- log. Derived from the log; verify checks every row against its record.
+    CREATE TABLE evidence_files (
+        seq        INTEGER PRIMARY KEY,       -- the record that refers to the file
+        path       TEXT    NOT NULL,          -- relative to the data dir
+        sha256     TEXT    NOT NULL,
+        bytes      INTEGER,
+        time_us    INTEGER NOT NULL,          -- age counts from here (R6)
+        pruned_seq INTEGER                    -- the `pruned` record, once deleted
+    );
+    CREATE INDEX evidence_files_path ON evidence_files (path);
+    CREATE INDEX evidence_files_live ON evidence_files (time_us) WHERE pruned_seq IS NULL;
+    "#,
     // 4: compliance. Reserved.
     "",
 ];

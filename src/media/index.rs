@@ -313,6 +313,31 @@ pub fn timeline(
     Ok(out)
 }
 
+/// Gaps of `camera` starting exactly at `start_us` (read-only; used by `evidence::verify` to
+/// check each `gap` record against its row through the (camera, start_us) index).
+pub fn gaps_starting_at(conn: &Connection, camera: &str, start_us: i64) -> rusqlite::Result<Vec<GapRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {GAP_COLUMNS} FROM gaps WHERE camera = ?1 AND start_us = ?2 ORDER BY id"
+    ))?;
+    stmt.query_map(params![camera, start_us], gap_row)?.collect()
+}
+
+/// How many finished segments (not `recording`) and closed gaps end in `[from_us, to_us]`
+/// (read-only; `evidence::verify` compares them with the records that vouch for them).
+pub fn count_finished(conn: &Connection, from_us: i64, to_us: i64) -> rusqlite::Result<(u64, u64)> {
+    let segments: i64 = conn.query_row(
+        "SELECT count(*) FROM segments WHERE state != 'recording' AND end_us >= ?1 AND end_us <= ?2",
+        params![from_us, to_us],
+        |r| r.get(0),
+    )?;
+    let gaps: i64 = conn.query_row(
+        "SELECT count(*) FROM gaps WHERE end_us IS NOT NULL AND end_us >= ?1 AND end_us <= ?2",
+        params![from_us, to_us],
+        |r| r.get(0),
+    )?;
+    Ok((segments as u64, gaps as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
