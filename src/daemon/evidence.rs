@@ -1,10 +1,310 @@
-//! Evidence jobs of the daemon: signed checkpoints, retention and disk watch (issue 5).
+//! Evidence jobs of the daemon (issue 5), on one thread:
+//! - signed checkpoints of the log every `checkpoint_records` records or
+//!   `checkpoint_interval`, whichever comes first, and one more when stopping;
+//! - every `disk_check_interval`: retention (R6) and the disk watch: prune what the policy
+//!   allows (only files past retention, ever), forecast the days until the disk is full and
+//!   alarm below `alarm_days`, and when the disk is full with nothing left to delete, set
+//!   `JobContext::disk_full` so the cameras stop opening segments, and alarm.
+//!
+//! Alarms are `alarm` records in the log (`{"alarm": "disk_full" | "disk_forecast", "state":
+//! "raised" | "cleared", …}`) plus a tracing line, written on each change of state only.
 
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rusqlite::Connection;
+use serde_json::{Value, json};
 
 use super::jobs::JobContext;
+use crate::db;
+use crate::evidence::disk::{self, show_size};
+use crate::evidence::key::DeviceKey;
+use crate::evidence::log::{self, NewRecord};
+use crate::evidence::retention::{self, DiskPolicy, Expired};
+use crate::evidence::store::{self, PruneReason};
 
-/// Starts the job; `None` when there is nothing to do.
-pub fn spawn(_ctx: JobContext) -> std::io::Result<Option<JoinHandle<()>>> {
-    Ok(None)
+/// How often the job looks at the log and at the stop flag.
+const TICK: Duration = Duration::from_millis(200);
+/// `meta` key of the last disk check's outcome (JSON).
+pub const DISK_STATUS: &str = "evidence.disk_check";
+/// Files pruned per transaction (and between looks at the stop flag).
+const PRUNE_BATCH: i64 = 500;
+
+/// Starts the job. The device key is loaded (created on first start) and registered before
+/// this returns, so a key problem stops the daemon at start instead of later.
+pub fn spawn(ctx: JobContext) -> io::Result<Option<JoinHandle<()>>> {
+    let data_dir = ctx.config.device.data_dir.clone();
+    let mut conn = db::open(&data_dir).map_err(io::Error::other)?;
+    let key = store::open_device_key(&mut conn, &data_dir, Utc::now()).map_err(io::Error::other)?;
+    store::finish_pending_unlinks(&conn, &data_dir).map_err(io::Error::other)?;
+    let job = Job::new(ctx, conn, key, data_dir).map_err(io::Error::other)?;
+    let handle = std::thread::Builder::new()
+        .name("evidence".into())
+        .spawn(move || job.run())?;
+    Ok(Some(handle))
+}
+
+struct Job {
+    ctx: JobContext,
+    conn: Connection,
+    key: DeviceKey,
+    data_dir: PathBuf,
+    signed_seq: i64,
+    /// When the last checkpoint was signed (`None`: sign as soon as there is anything new).
+    signed_at: Option<Instant>,
+    next_disk_check: Instant,
+    forecast_low: bool,
+    last_error: Option<(String, Instant)>,
+}
+
+impl Job {
+    fn new(
+        ctx: JobContext,
+        conn: Connection,
+        key: DeviceKey,
+        data_dir: PathBuf,
+    ) -> Result<Job, store::StoreError> {
+        let signed_seq = store::last_checkpoint_seq(&conn)?;
+        // Pick up the alarm states the log last recorded, so a restart does not repeat them.
+        let mut disk_full = false;
+        let mut forecast_low = false;
+        for r in log::read_filtered(&conn, None, Some("alarm"))? {
+            let raised = r.payload.get("state").and_then(Value::as_str) == Some("raised");
+            match r.payload.get("alarm").and_then(Value::as_str) {
+                Some("disk_full") => disk_full = raised,
+                Some("disk_forecast") => forecast_low = raised,
+                _ => {}
+            }
+        }
+        ctx.disk_full.store(disk_full, Ordering::SeqCst);
+        Ok(Job {
+            ctx,
+            conn,
+            key,
+            data_dir,
+            signed_seq,
+            signed_at: None,
+            next_disk_check: Instant::now(),
+            forecast_low,
+            last_error: None,
+        })
+    }
+
+    fn run(mut self) {
+        tracing::info!(
+            fingerprint = %self.key.public().fingerprint(),
+            retention_days = self.ctx.config.rules.profile.retention.as_secs() / 86_400,
+            "evidence: job started ({})",
+            self.ctx.config.evidence.summary()
+        );
+        loop {
+            let stopping = self.ctx.stopping();
+            if let Err(e) = self.maybe_checkpoint(stopping) {
+                self.report_error("checkpoint", e);
+            }
+            if stopping {
+                break;
+            }
+            if Instant::now() >= self.next_disk_check {
+                if let Err(e) = self.disk_pass() {
+                    self.report_error("disk check", e);
+                }
+                self.next_disk_check = Instant::now() + self.ctx.config.evidence.disk_check_interval;
+            }
+            let seen = self.ctx.changes.version();
+            self.ctx.changes.wait(seen, TICK);
+        }
+        tracing::info!(seq = self.signed_seq, "evidence: job stopped");
+    }
+
+    /// Logs a failure once a minute at most (a full disk would otherwise repeat it every tick).
+    fn report_error(&mut self, what: &str, e: impl std::fmt::Display) {
+        let msg = format!("{what}: {e}");
+        let repeat = self
+            .last_error
+            .as_ref()
+            .is_some_and(|(m, at)| *m == msg && at.elapsed() < Duration::from_secs(60));
+        if !repeat {
+            tracing::error!("evidence: {msg}");
+            self.last_error = Some((msg, Instant::now()));
+        }
+    }
+
+    fn maybe_checkpoint(&mut self, stopping: bool) -> Result<(), store::StoreError> {
+        let cfg = &self.ctx.config.evidence;
+        let head = log::last_seq(&self.conn)?;
+        if head <= self.signed_seq {
+            return Ok(());
+        }
+        let due = stopping
+            || (head - self.signed_seq) as u64 >= cfg.checkpoint_records
+            || self
+                .signed_at
+                .is_none_or(|t| t.elapsed() >= cfg.checkpoint_interval);
+        if !due {
+            return Ok(());
+        }
+        let device = self.ctx.config.device.id.clone();
+        let signed = match store::checkpoint_now(&mut self.conn, &self.key, &device, Utc::now()) {
+            Err(store::StoreError::KeyChanged { current }) => {
+                // `classproof keys rotate` ran while we were running: sign with the new key.
+                self.key = crate::evidence::key::load(&self.data_dir, Some(&current))?;
+                tracing::info!(fingerprint = %current, "evidence: the device key was rotated; signing with the new key");
+                store::checkpoint_now(&mut self.conn, &self.key, &device, Utc::now())?
+            }
+            other => other?,
+        };
+        if let Some(cp) = signed {
+            tracing::debug!(seq = cp.checkpoint.seq, head = %hex::encode(cp.checkpoint.head), "evidence: checkpoint");
+            self.signed_seq = cp.checkpoint.seq;
+        } else {
+            self.signed_seq = store::last_checkpoint_seq(&self.conn)?;
+        }
+        self.signed_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Retention and the disk watch.
+    fn disk_pass(&mut self) -> Result<(), store::StoreError> {
+        let config = self.ctx.config.clone();
+        let cfg = &config.evidence;
+        let retention = config.rules.profile.retention;
+        let measure = |dir: &std::path::Path| {
+            disk::measure(dir, cfg.capacity).map_err(|e| {
+                store::StoreError::State(format!("{}: cannot measure the disk: {e}", dir.display()))
+            })
+        };
+        let mut view = measure(&self.data_dir)?;
+        let mut pruned = 0usize;
+        loop {
+            let now = Utc::now();
+            let now_us = now.timestamp_micros();
+            let keep_us = retention::keep_for(retention).as_micros().min(i64::MAX as u128) as i64;
+            let rows = store::live_files_before(&self.conn, now_us.saturating_sub(keep_us), PRUNE_BATCH)?;
+            let expired: Vec<Expired> = rows
+                .iter()
+                .filter_map(|f| Expired::check(f.seq, f.bytes, f.time_us, now_us, retention))
+                .collect();
+            let plan = retention::plan(cfg.disk_policy, view.available, cfg.reserve, &expired);
+            if plan.delete.is_empty() {
+                break;
+            }
+            let files: Vec<_> = rows
+                .into_iter()
+                .filter(|f| plan.delete.contains(&f.seq))
+                .collect();
+            let reason = if plan.for_space {
+                PruneReason::DiskFull
+            } else {
+                PruneReason::Retention
+            };
+            let paths = store::prune(&mut self.conn, &self.data_dir, &files, reason, retention, now)?;
+            pruned += paths.len();
+            view = measure(&self.data_dir)?;
+            if self.ctx.stopping() || (files.len() as i64) < PRUNE_BATCH {
+                break;
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(
+                files = pruned,
+                policy = cfg.disk_policy.as_str(),
+                available = %show_size(view.available),
+                "evidence: deleted files older than the retention (R6), a `pruned` record each"
+            );
+        }
+
+        let full = retention::is_full(view.available, cfg.reserve);
+        let was_full = self.ctx.disk_full.load(Ordering::SeqCst);
+        if full != was_full {
+            self.ctx.disk_full.store(full, Ordering::SeqCst);
+            let state = if full { "raised" } else { "cleared" };
+            self.alarm(json!({
+                "alarm": "disk_full",
+                "state": state,
+                "available_bytes": view.available,
+                "capacity_bytes": view.capacity,
+                "reserve_bytes": cfg.reserve,
+                "policy": cfg.disk_policy.as_str(),
+            }))?;
+            if full {
+                tracing::error!(
+                    available = %show_size(view.available),
+                    reserve = %show_size(cfg.reserve),
+                    policy = cfg.disk_policy.as_str(),
+                    "evidence: disk full and nothing is past the retention: new recording stops \
+                     (R6: nothing younger than the retention is deleted); free space or add a disk"
+                );
+            } else {
+                tracing::info!(available = %show_size(view.available), "evidence: disk space is back, recording resumes");
+            }
+        }
+
+        let now_us = Utc::now().timestamp_micros();
+        let window_us = cfg.forecast_window.as_micros().min(i64::MAX as u128) as i64;
+        let since = now_us.saturating_sub(window_us);
+        let (bytes, _) = store::bytes_recorded_since(&self.conn, since)?;
+        let start = store::first_record_time_us(&self.conn)?.map_or(now_us, |t| t.max(since));
+        let covered = Duration::from_micros(now_us.saturating_sub(start).max(0) as u64);
+        let forecast = retention::forecast(view.available, cfg.reserve, bytes, covered, cfg.forecast_window);
+        let days_left = forecast.and_then(|f| f.days_left);
+        let low = cfg.alarm_days > 0 && days_left.is_some_and(|d| d < f64::from(cfg.alarm_days));
+        if low != self.forecast_low {
+            self.forecast_low = low;
+            let state = if low { "raised" } else { "cleared" };
+            self.alarm(json!({
+                "alarm": "disk_forecast",
+                "state": state,
+                "days_left": days_left,
+                "alarm_days": cfg.alarm_days,
+                "bytes_per_day": forecast.map(|f| f.bytes_per_day.round() as u64),
+                "available_bytes": view.available,
+                "policy": cfg.disk_policy.as_str(),
+            }))?;
+            if low {
+                tracing::warn!(
+                    days_left = format!("{:.1}", days_left.unwrap_or_default()),
+                    per_day = %show_size(forecast.map_or(0, |f| f.bytes_per_day as u64)),
+                    "evidence: the disk will be full in less than {} days at the current rate{}",
+                    cfg.alarm_days,
+                    if cfg.disk_policy == DiskPolicy::Protect {
+                        "; recording will then stop (policy protect)"
+                    } else {
+                        ""
+                    }
+                );
+            } else {
+                tracing::info!("evidence: disk forecast back above {} days", cfg.alarm_days);
+            }
+        }
+        // The outcome, for operators (and tests) to read without parsing logs.
+        let status = json!({
+            "time_us": now_us,
+            "available_bytes": view.available,
+            "capacity_bytes": view.capacity,
+            "reserve_bytes": cfg.reserve,
+            "disk_full": full,
+            "days_left": days_left,
+            "pruned": pruned,
+        });
+        db::meta_set(&self.conn, DISK_STATUS, &status.to_string())?;
+        Ok(())
+    }
+
+    fn alarm(&mut self, payload: Value) -> Result<(), store::StoreError> {
+        store::append_one(
+            &mut self.conn,
+            &NewRecord {
+                time: Utc::now(),
+                kind: "alarm".into(),
+                payload,
+                file_sha256: None,
+            },
+        )?;
+        Ok(())
+    }
 }

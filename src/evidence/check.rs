@@ -213,11 +213,15 @@ impl<L: FnMut(&[u8]) -> Option<i64>> ChainChecker<L> {
                 ProblemKind::Missing,
                 Some(self.prev_seq + 1),
                 None,
-                format!(
-                    "records {}..={} are missing from the log",
-                    self.prev_seq + 1,
-                    r.seq - 1
-                ),
+                if r.seq - 1 == self.prev_seq + 1 {
+                    format!("record {} is missing from the log", r.seq - 1)
+                } else {
+                    format!(
+                        "records {}..={} are missing from the log",
+                        self.prev_seq + 1,
+                        r.seq - 1
+                    )
+                },
             ));
         } else if r.seq <= self.prev_seq {
             self.moved.insert(r.seq);

@@ -39,7 +39,7 @@ pub struct EvidenceConfig {
     /// Treat the data dir's disk as this big (bytes; "200MB", "2TB", "512GiB"), counting what
     /// the data dir holds as used. Default: unset, the file system's own size and free space.
     pub capacity: Option<u64>,
-    /// Space that must stay free; less than this counts as a full disk. Default "1GB"; 0 to
+    /// Space that must stay free; this much or less free counts as a full disk. Default "1GB"; 0 to
     /// 1 PB, and below `capacity`.
     pub reserve: u64,
     /// Alarm when the disk is forecast to be full within this many days. Default 30; 0 (off)

@@ -97,6 +97,11 @@ pub struct Plan {
     pub disk_full: bool,
 }
 
+/// The disk counts as full when no more than `reserve` bytes are free.
+pub fn is_full(available: u64, reserve: u64) -> bool {
+    available <= reserve
+}
+
 /// Decides one pass. `available`: bytes free for the data dir now; `reserve`: bytes that must
 /// stay free; `expired`: files past retention, oldest first. Unknown file sizes count as
 /// freeing nothing.
@@ -109,19 +114,20 @@ pub fn plan(policy: DiskPolicy, available: u64, reserve: u64, expired: &[Expired
             Plan {
                 delete: expired.iter().map(|e| e.seq).collect(),
                 for_space: false,
-                disk_full: available.saturating_add(freed) < reserve,
+                disk_full: is_full(available.saturating_add(freed), reserve),
             }
         }
         DiskPolicy::DeleteOldest => {
-            if available >= reserve {
+            if !is_full(available, reserve) {
                 return Plan {
                     delete: Vec::new(),
                     for_space: false,
                     disk_full: false,
                 };
             }
-            // Free up to twice the reserve so that the next segment does not trigger it again.
-            let target = reserve.saturating_mul(2);
+            // Free up to twice the reserve (and more than it), so that the next segment does
+            // not make the disk full again at once.
+            let target = reserve.saturating_mul(2).max(reserve.saturating_add(1));
             let mut free = available;
             let mut delete = Vec::new();
             for e in expired {
@@ -134,7 +140,7 @@ pub fn plan(policy: DiskPolicy, available: u64, reserve: u64, expired: &[Expired
             Plan {
                 delete,
                 for_space: true,
-                disk_full: free < reserve,
+                disk_full: is_full(free, reserve),
             }
         }
     }
@@ -234,6 +240,9 @@ mod tests {
         assert_eq!((p.delete, p.disk_full, p.for_space), (vec![1, 2, 3], false, true));
         let p = plan(DiskPolicy::DeleteOldest, 100, 500, &e[..1]);
         assert_eq!((p.delete, p.disk_full), (vec![1], true));
+        // No reserve, no byte free: still full, and one file is enough.
+        let p = plan(DiskPolicy::DeleteOldest, 0, 0, &e);
+        assert_eq!((p.delete, p.disk_full), (vec![1], false));
     }
 
     proptest! {

@@ -26,6 +26,8 @@ pub enum StoreError {
     Key(#[from] KeyError),
     #[error("evidence store: {0}")]
     State(String),
+    #[error("evidence store: the device key was rotated; the current key is {current}")]
+    KeyChanged { current: String },
 }
 
 /// Indexes a file a record refers to (called by `log::append`, same transaction).
@@ -206,6 +208,11 @@ pub fn checkpoint_now(
     now: DateTime<Utc>,
 ) -> Result<Option<SignedCheckpoint>, StoreError> {
     let tx = db::write_tx(conn)?;
+    // Checked inside the transaction: a rotation cannot commit between this and the insert.
+    let current = current_fingerprint(&tx)?;
+    if let Some(current) = current.filter(|c| *c != key.public().fingerprint()) {
+        return Err(StoreError::KeyChanged { current });
+    }
     let (seq, head) = log::head(&tx)?.unwrap_or((0, GENESIS));
     let last: Option<i64> = tx.query_row("SELECT max(seq) FROM checkpoints", [], |r| r.get(0))?;
     if last.is_some_and(|l| l >= seq) {

@@ -257,8 +257,22 @@ pub fn verify_store(data_dir: &Path, device: &str, opts: &Options) -> Result<Rep
     }
     let outcome = chain.finish();
     problems.extend(outcome.problems);
+    if end == last {
+        // Index rows of records past the log's end: records removed from the end.
+        for row in store::file_rows(&conn, last + 1, i64::MAX)? {
+            problems.push(Problem::new(
+                ProblemKind::Unexpected,
+                Some(row.seq),
+                Some(row.path),
+                format!(
+                    "a retention-index row for record {}, which is not in the log",
+                    row.seq
+                ),
+            ));
+        }
+    }
     index.finish(&conn, opts, &mut problems)?;
-    unexpected_files(&conn, data_dir, &mut problems)?;
+    unexpected_files(&conn, data_dir, last, &mut problems)?;
 
     problems.sort_by(|a, b| {
         (a.seq.unwrap_or(i64::MAX), a.kind, &a.path).cmp(&(b.seq.unwrap_or(i64::MAX), b.kind, &b.path))
@@ -550,6 +564,7 @@ impl IndexChecks {
 fn unexpected_files(
     conn: &rusqlite::Connection,
     data_dir: &Path,
+    last_seq: i64,
     problems: &mut Vec<Problem>,
 ) -> Result<(), VerifyError> {
     let files = video_files(data_dir).map_err(|source| VerifyError::Io {
@@ -557,7 +572,10 @@ fn unexpected_files(
         source,
     })?;
     for rel in files {
-        if !store::files_by_path(conn, &rel)?.is_empty() {
+        if store::files_by_path(conn, &rel)?
+            .iter()
+            .any(|f| f.seq <= last_seq)
+        {
             continue;
         }
         let recording = media_index::segment_by_path(conn, Path::new(&rel))?
