@@ -31,6 +31,10 @@ use crate::evidence::store::{self, PruneReason};
 const TICK: Duration = Duration::from_millis(200);
 /// `meta` key of the last disk check's outcome (JSON).
 pub const DISK_STATUS: &str = "evidence.disk_check";
+/// At stop: sign for at most this long while the store records the last segments…
+const STOP_LINGER: Duration = Duration::from_millis(900);
+/// …and stop once it has been quiet this long.
+const STOP_QUIET: Duration = Duration::from_millis(300);
 /// Files pruned per transaction (and between looks at the stop flag).
 const PRUNE_BATCH: i64 = 500;
 
@@ -102,12 +106,12 @@ impl Job {
             self.ctx.config.evidence.summary()
         );
         loop {
-            let stopping = self.ctx.stopping();
-            if let Err(e) = self.maybe_checkpoint(stopping) {
-                self.report_error("checkpoint", e);
-            }
-            if stopping {
+            if self.ctx.stopping() {
+                self.sign_while_stopping();
                 break;
+            }
+            if let Err(e) = self.maybe_checkpoint(false) {
+                self.report_error("checkpoint", e);
             }
             if Instant::now() >= self.next_disk_check {
                 if let Err(e) = self.disk_pass() {
@@ -119,6 +123,26 @@ impl Job {
             self.ctx.changes.wait(seen, TICK);
         }
         tracing::info!(seq = self.signed_seq, "evidence: job stopped");
+    }
+
+    /// At stop, the cameras close their open segments and the store records them: sign what
+    /// comes in until the store has been quiet for a moment (at most [`STOP_LINGER`]), so the
+    /// log is not left with an unsigned tail while the daemon is down.
+    fn sign_while_stopping(&mut self) {
+        let deadline = Instant::now() + STOP_LINGER;
+        loop {
+            let seen = self.ctx.changes.version();
+            if let Err(e) = self.maybe_checkpoint(true) {
+                self.report_error("checkpoint", e);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.ctx.changes.wait(seen, STOP_QUIET.min(left)) == seen {
+                break;
+            }
+        }
+        if let Err(e) = self.maybe_checkpoint(true) {
+            self.report_error("checkpoint", e);
+        }
     }
 
     /// Logs a failure once a minute at most (a full disk would otherwise repeat it every tick).

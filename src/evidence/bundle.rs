@@ -163,18 +163,21 @@ pub fn export(
         .into_iter()
         .filter_map(|(_, t)| SignedCheckpoint::parse(&t).ok().map(|c| (t, c)))
         .collect();
+    // The excerpt starts after a checkpoint signed no later than the span's start: every record
+    // about the span was appended after that (a segment or gap is recorded when it ends), which
+    // a verifier can see from the two signed times alone.
     let c0 = cps
         .iter()
+        .filter(|(_, c)| c.checkpoint.seq < lo && c.checkpoint.time_us <= span.from_us)
         .map(|(_, c)| c.checkpoint.seq)
-        .filter(|&s| s < lo)
         .max()
         .unwrap_or(0);
     let covers = |c: &SignedCheckpoint| c.checkpoint.seq >= hi && c.checkpoint.time_us >= span.to_us;
     let mut signed_now = false;
     if !cps.iter().any(|(_, c)| covers(c))
         && let Some(key) = key
-        && let Some(cp) = store::checkpoint_now(conn, key, device, now)?
     {
+        let cp = store::checkpoint_now_again(conn, key, device, now)?;
         signed_now = true;
         cps.push((cp.to_text(), cp));
     }
@@ -530,8 +533,14 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
         ));
     }
 
-    let first_cp_time = good.iter().find(|c| c.seq == first - 1).map(|c| c.time_us);
-    let last_cp_time = good.iter().find(|c| c.seq == last).map(|c| c.time_us);
+    // Complete: signed no later than the span's start at the excerpt's start, and signed no
+    // earlier than the span's end at its end (several checkpoints may sign one seq).
+    let first_cp_time = good
+        .iter()
+        .filter(|c| c.seq == first - 1)
+        .map(|c| c.time_us)
+        .min();
+    let last_cp_time = good.iter().filter(|c| c.seq == last).map(|c| c.time_us).max();
     let complete = (first <= 1 || first_cp_time.is_some_and(|t| t <= span.from_us))
         && last_cp_time.is_some_and(|t| t >= span.to_us);
     problems.sort_by(|a, b| {

@@ -207,6 +207,28 @@ pub fn checkpoint_now(
     device: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<SignedCheckpoint>, StoreError> {
+    sign_head(conn, key, device, now, false)
+}
+
+/// Signs the log's head now, even if a checkpoint covers it already (for `export`: a signed
+/// time after the span's end shows that nothing about the span can be missing).
+pub fn checkpoint_now_again(
+    conn: &mut Connection,
+    key: &DeviceKey,
+    device: &str,
+    now: DateTime<Utc>,
+) -> Result<SignedCheckpoint, StoreError> {
+    sign_head(conn, key, device, now, true)?
+        .ok_or_else(|| StoreError::State("no checkpoint was signed".into()))
+}
+
+fn sign_head(
+    conn: &mut Connection,
+    key: &DeviceKey,
+    device: &str,
+    now: DateTime<Utc>,
+    again: bool,
+) -> Result<Option<SignedCheckpoint>, StoreError> {
     let tx = db::write_tx(conn)?;
     // Checked inside the transaction: a rotation cannot commit between this and the insert.
     let current = current_fingerprint(&tx)?;
@@ -215,7 +237,7 @@ pub fn checkpoint_now(
     }
     let (seq, head) = log::head(&tx)?.unwrap_or((0, GENESIS));
     let last: Option<i64> = tx.query_row("SELECT max(seq) FROM checkpoints", [], |r| r.get(0))?;
-    if last.is_some_and(|l| l >= seq) {
+    if !again && last.is_some_and(|l| l >= seq) {
         return Ok(None);
     }
     let cp = Checkpoint {

@@ -34,6 +34,9 @@ use crate::media::index::{self as media_index, Entry, SegmentState};
 /// Directory of recordings inside the data dir (and inside a bundle).
 pub const VIDEO_DIR: &str = "video";
 const BATCH: i64 = 5_000;
+/// A file under `video/` modified this recently may be a segment whose `recording` row is not
+/// committed yet; it is not reported as unexpected (the next verify will).
+const IN_FLIGHT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
@@ -571,11 +574,19 @@ fn unexpected_files(
         path: data_dir.join(VIDEO_DIR),
         source,
     })?;
+    let now = std::time::SystemTime::now();
     for rel in files {
         if store::files_by_path(conn, &rel)?
             .iter()
             .any(|f| f.seq <= last_seq)
         {
+            continue;
+        }
+        // A segment the recorder has just created: its row follows within moments.
+        let fresh = std::fs::metadata(data_dir.join(&rel))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < IN_FLIGHT);
+        if fresh {
             continue;
         }
         let recording = media_index::segment_by_path(conn, Path::new(&rel))?

@@ -27,7 +27,7 @@ use classproof::media::index::{self, SegmentState};
 use classproof::media::{ClosedSegment, GapCause};
 use serde_json::{Value, json};
 
-use crate::support::{Scene, classproof as cp, wait_for};
+use crate::support::{Daemon, RtspServer, Scene, classproof as cp, wait_for};
 
 /// Twelve distinct real MP4 files (640×360 H.264, 1 s, ~220 kB each), made once per build.
 fn clips() -> &'static [PathBuf] {
@@ -80,6 +80,12 @@ fn clips() -> &'static [PathBuf] {
 
 fn sha_hex(path: &Path) -> String {
     hex::encode(sha256_file(path).unwrap().unwrap())
+}
+
+/// Sets a file's modification time, as if it had been written at `t`.
+fn set_mtime(path: &Path, t: DateTime<Utc>) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(t.into()).unwrap();
 }
 
 fn secs(t: DateTime<Utc>, s: i64) -> DateTime<Utc> {
@@ -141,6 +147,7 @@ impl Store {
         let full = self.data().join(&rel);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::copy(&clips()[clip], &full).unwrap();
+        set_mtime(&full, end);
         let sha = sha_hex(&full);
         let bytes = full.metadata().unwrap().len();
         let tx = db::write_tx(&mut self.conn).unwrap();
@@ -518,7 +525,9 @@ fn store_tampers() -> Vec<(&'static str, Tamper, Vec<Want>)> {
             "a file nobody recorded",
             |s| {
                 let p = s.data().join("video/front/extra.mp4");
-                std::fs::copy(&clips()[11], p).unwrap();
+                std::fs::copy(&clips()[11], &p).unwrap();
+                // Not one being written right now (those get a minute's grace).
+                set_mtime(&p, Utc::now() - chrono::Duration::minutes(2));
             },
             vec![want("unexpected", None, Some("video/front/extra.mp4"))],
         ),
@@ -1115,4 +1124,161 @@ fn the_job_signs_checkpoints_on_time_and_at_stop() {
     let (code, v) = verify_store(&s, &[]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["unsigned_records"], 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// End to end: the daemon recording a real RTSP camera.
+
+fn closed_segments(scene: &Scene, config: &Path) -> Vec<Value> {
+    scene
+        .segments(config)
+        .into_iter()
+        .filter(|e| e["type"] == "segment" && e["state"] != "recording")
+        .collect()
+}
+
+/// Path relative to the data dir, as records name it.
+fn rel(scene: &Scene, seg: &Value) -> String {
+    Path::new(seg["path"].as_str().unwrap())
+        .strip_prefix(scene.data_dir())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn a_real_recording_verifies_intact_then_tampered() {
+    let camera = RtspServer::start("h264");
+    let scene = Scene::new();
+    let config = scene.config(&format!(
+        "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"2s\"\n\n[evidence]\ncheckpoint_interval = \"1s\"\n",
+        camera.url()
+    ));
+    let cfg = config.to_string_lossy().into_owned();
+    let mut daemon = Daemon::start(&config);
+    wait_for("3 finished segments", Duration::from_secs(40), || {
+        (closed_segments(&scene, &config).len() >= 3).then_some(())
+    });
+    // While it records: the segment being written is not unexpected.
+    let (code, v) = run_json(&["verify", "--config", &cfg, "--json"]);
+    assert_eq!(code, 0, "{v:#}\n{}", daemon.log());
+    let status = daemon.terminate(Duration::from_secs(5));
+    assert!(status.success(), "{}", daemon.log());
+
+    let segs = closed_segments(&scene, &config);
+    let (code, v) = run_json(&["verify", "--config", &cfg, "--json"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["files_checked"].as_u64().unwrap(), segs.len() as u64);
+    assert_eq!(
+        v["unsigned_records"], 0,
+        "the daemon signs what is left when it stops"
+    );
+    assert!(v["checkpoints"].as_u64().unwrap() >= 2, "{v:#}");
+
+    // The bundle of what was recorded, checked elsewhere with the registered key.
+    let (_, keys) = run_json(&["keys", "show", "--config", &cfg, "--json"]);
+    let pubkey = keys["public_key"].as_str().unwrap().to_string();
+    let (from, to) = (
+        segs[0]["start"].as_str().unwrap(),
+        segs[segs.len() - 1]["end"].as_str().unwrap(),
+    );
+    let out = scene.path().join("bundle");
+    let o = cp(&[
+        "export",
+        "--config",
+        &cfg,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--camera",
+        "front",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, v) = verify_bundle(&out, &pubkey);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["files_checked"].as_u64().unwrap(), segs.len() as u64);
+    assert_eq!(
+        v["bundle"]["complete"],
+        true,
+        "{v:#}\n{}\n{}",
+        std::fs::read_to_string(out.join("checkpoints.txt")).unwrap(),
+        std::fs::read_to_string(out.join("bundle.json")).unwrap()
+    );
+
+    // Tampered: a flipped byte in the second segment, on the box and in the bundle.
+    let victim = rel(&scene, &segs[1]);
+    for root in [scene.data_dir(), out.clone()] {
+        let p = root.join(&victim);
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x10;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let (code, v) = run_json(&["verify", "--config", &cfg, "--json"]);
+    assert_eq!(code, 1);
+    assert!(
+        found(&problems(&v), &want("modified", None, Some(&victim))),
+        "{v:#}"
+    );
+    let (code, v) = verify_bundle(&out, &pubkey);
+    assert_eq!(code, 1);
+    assert!(
+        found(&problems(&v), &want("modified", None, Some(&victim))),
+        "{v:#}"
+    );
+}
+
+/// R6 with the real recorder: the disk (a 3 MB capacity) fills up with recordings younger than
+/// the retention; policy `protect` stops new segments with a `disk_full` gap, deletes nothing,
+/// and the store still verifies.
+#[test]
+fn a_full_disk_stops_recording_with_a_disk_full_gap_and_deletes_nothing() {
+    let camera = RtspServer::start("h264");
+    let scene = Scene::new();
+    let config = scene.config(&format!(
+        "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"1s\"\n\n[evidence]\ncapacity = \"3MB\"\nreserve = \"1MB\"\n\
+         disk_check_interval = \"1s\"\ncheckpoint_interval = \"1s\"\n",
+        camera.url()
+    ));
+    let cfg = config.to_string_lossy().into_owned();
+    let mut daemon = Daemon::start(&config);
+    daemon.wait_log("evidence: disk full", Duration::from_secs(60));
+    let gap = wait_for("a disk_full gap", Duration::from_secs(20), || {
+        scene
+            .segments(&config)
+            .into_iter()
+            .find(|e| e["type"] == "gap" && e["cause"] == "disk_full")
+    });
+    // No new segment starts while the disk is full.
+    let before = closed_segments(&scene, &config).len();
+    std::thread::sleep(Duration::from_secs(3));
+    let all = scene.segments(&config);
+    let started_after: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["type"] == "segment" && e["start"].as_str() > gap["start"].as_str())
+        .collect();
+    assert!(started_after.is_empty(), "recording went on: {started_after:#?}");
+    assert!(closed_segments(&scene, &config).len() <= before + 1);
+    let status = daemon.terminate(Duration::from_secs(5));
+    assert!(status.success(), "{}", daemon.log());
+
+    // Everything recorded is still there, and the log says why recording stopped.
+    let (code, v) = run_json(&["verify", "--config", &cfg, "--json"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["files_pruned"], 0);
+    assert_eq!(
+        v["files_checked"].as_u64().unwrap(),
+        closed_segments(&scene, &config).len() as u64
+    );
+    let conn = db::open_read_only(&scene.data_dir()).unwrap();
+    let alarms = log::read_filtered(&conn, None, Some("alarm")).unwrap();
+    assert!(
+        alarms
+            .iter()
+            .any(|r| r.payload["alarm"] == "disk_full" && r.payload["state"] == "raised"),
+        "{alarms:#?}"
+    );
 }
