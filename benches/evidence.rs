@@ -1,0 +1,199 @@
+//! The evidence chain alone (issue 5): appending 100,000 records durably in batches, and
+//! verifying them, each against a named reference measured in the same run:
+//!
+//! - append vs `plain insert`: the same rows into a table of the same shape, same batches,
+//!   same durability (WAL, synchronous=FULL), without hashing or chaining;
+//! - verify vs `sha256 of the db file`: reading the database file and hashing its bytes once,
+//!   i.e. the cheapest possible pass over the same bytes.
+//!
+//! Run: `cargo bench --bench evidence`. Results are recorded in docs/evidence.md.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use classproof::db;
+use classproof::evidence::log::{self, NewRecord};
+use classproof::evidence::verify::{self, Options};
+use classproof::evidence::{key::DeviceKey, store};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+
+const RECORDS: usize = 100_000;
+const BATCH: usize = 1_000;
+
+fn record(i: usize) -> NewRecord {
+    let t0 = 1_800_000_000_000_000i64;
+    let start = t0 + i as i64 * 60_000_000;
+    NewRecord {
+        time: DateTime::<Utc>::from_timestamp_micros(start + 60_000_000).unwrap_or_default(),
+        kind: "gap".into(),
+        payload: json!({
+            "camera": "front",
+            "start_us": start,
+            "end_us": start + 60_000_000,
+            "cause": "camera_lost",
+            "detail": "connection refused by 192.168.1.64:554",
+        }),
+        file_sha256: None,
+    }
+}
+
+/// Appends `RECORDS` records in transactions of `BATCH`, with a signed checkpoint after each
+/// batch (as the daemon does every N records).
+fn append_all(dir: &Path, key: &DeviceKey) {
+    let mut conn = db::open(dir).unwrap();
+    for b in 0..RECORDS / BATCH {
+        let tx = db::write_tx(&mut conn).unwrap();
+        for i in 0..BATCH {
+            log::append(&tx, &record(b * BATCH + i)).unwrap();
+        }
+        tx.commit().unwrap();
+        store::checkpoint_now(&mut conn, key, "bench-box", Utc::now()).unwrap();
+    }
+}
+
+/// The reference: the same rows, same batches, no hash and no chain.
+fn plain_insert_all(dir: &Path) {
+    let mut conn = db::open(dir).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE plain (seq INTEGER PRIMARY KEY, time_us INTEGER NOT NULL, type TEXT NOT NULL,
+         payload TEXT NOT NULL, file_sha256 TEXT, prev_hash BLOB NOT NULL, hash BLOB NOT NULL)",
+    )
+    .unwrap();
+    let zero = [0u8; 32];
+    for b in 0..RECORDS / BATCH {
+        let tx = db::write_tx(&mut conn).unwrap();
+        for i in 0..BATCH {
+            let r = record(b * BATCH + i);
+            tx.prepare_cached("INSERT INTO plain VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)")
+                .unwrap()
+                .execute(rusqlite::params![
+                    (b * BATCH + i + 1) as i64,
+                    r.time.timestamp_micros(),
+                    r.kind,
+                    r.payload.to_string(),
+                    &zero[..],
+                    &zero[..]
+                ])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
+
+fn verify_all(dir: &Path) -> u64 {
+    let opts = Options {
+        retention: Duration::from_secs(3 * 365 * 86_400),
+        ..Options::default()
+    };
+    let r = verify::verify_store(dir, "bench-box", &opts).unwrap();
+    assert!(r.intact, "{:?}", r.problems);
+    r.records
+}
+
+fn sha256_of_db(dir: &Path) {
+    let _ = verify::sha256_file(&dir.join(db::DB_FILE)).unwrap();
+}
+
+/// A new store with its device key registered.
+fn new_store() -> (tempfile::TempDir, DeviceKey) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = db::open(dir.path()).unwrap();
+    let key = store::open_device_key(&mut conn, dir.path(), Utc::now()).unwrap();
+    (dir, key)
+}
+
+/// A store of `RECORDS` records, its WAL checkpointed into the database file.
+fn prepared() -> tempfile::TempDir {
+    let (dir, key) = new_store();
+    append_all(dir.path(), &key);
+    let conn = db::open(dir.path()).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    dir
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("evidence");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    g.bench_function("append 100k (1000 per tx, checkpoint per tx)", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (dir, k) = new_store();
+                let t = Instant::now();
+                append_all(dir.path(), &k);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function("reference: plain insert 100k (1000 per tx)", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let t = Instant::now();
+                plain_insert_all(dir.path());
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    let store_dir = prepared();
+    let db_bytes = std::fs::metadata(store_dir.path().join(db::DB_FILE)).unwrap().len();
+    g.bench_function("verify 100k", |b| b.iter(|| verify_all(store_dir.path())));
+    g.throughput(Throughput::Bytes(db_bytes));
+    g.bench_function("reference: sha256 of the db file", |b| b.iter(|| sha256_of_db(store_dir.path())));
+    g.finish();
+
+    // The ratios, measured here side by side (median of 5).
+    let time = |f: &mut dyn FnMut() -> Duration| median((0..5).map(|_| f()).collect());
+    let append = time(&mut || {
+        let (dir, k) = new_store();
+        let t = Instant::now();
+        append_all(dir.path(), &k);
+        t.elapsed()
+    });
+    let plain = time(&mut || {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        plain_insert_all(dir.path());
+        t.elapsed()
+    });
+    let verify = time(&mut || {
+        let t = Instant::now();
+        verify_all(store_dir.path());
+        t.elapsed()
+    });
+    let sha = time(&mut || {
+        let t = Instant::now();
+        sha256_of_db(store_dir.path());
+        t.elapsed()
+    });
+    let per_s = |d: Duration| RECORDS as f64 / d.as_secs_f64();
+    let mb_s = |d: Duration| db_bytes as f64 / 1e6 / d.as_secs_f64();
+    eprintln!("\nevidence chain, {RECORDS} records, db file {:.1} MB", db_bytes as f64 / 1e6);
+    eprintln!(
+        "  append (durable, {BATCH}/tx, signed checkpoint per tx): {:>8.0} records/s  ({:.2}× the plain-insert time, {:.0} records/s)",
+        per_s(append),
+        append.as_secs_f64() / plain.as_secs_f64(),
+        per_s(plain)
+    );
+    eprintln!(
+        "  verify (chain, 100 signatures, index checks):           {:>8.0} records/s = {:.0} MB/s of db  ({:.1}× the time of sha256 of the db file, {:.0} MB/s)",
+        per_s(verify),
+        mb_s(verify),
+        verify.as_secs_f64() / sha.as_secs_f64(),
+        mb_s(sha)
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
