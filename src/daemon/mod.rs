@@ -108,6 +108,7 @@ pub fn init_ffmpeg() -> Result<(), ffmpeg::Error> {
 
 /// Runs until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    let signals = Signals::install()?;
     init_ffmpeg()?;
     let config = Arc::new(config);
     let data_dir = config.device.data_dir.clone();
@@ -167,7 +168,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     jobs.extend(verdicts::spawn(ctx.clone()).map_err(DaemonError::Thread)?);
     jobs.extend(evidence::spawn(ctx).map_err(DaemonError::Thread)?);
 
-    let signal = wait_for_signal()?;
+    let signal = signals.wait();
     info!(signal, "stopping");
     let deadline = Instant::now() + STOP_BUDGET;
     stop.store(true, Ordering::SeqCst);
@@ -178,21 +179,37 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Blocks until SIGTERM or SIGINT; returns its name.
-fn wait_for_signal() -> Result<&'static str, DaemonError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(DaemonError::Signals)?;
-    rt.block_on(async {
+/// SIGTERM and SIGINT, caught from the moment the daemon starts (a stop asked during start-up
+/// recovery must still be a clean stop).
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-        Ok(tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(DaemonError::Signals)?;
+        let _guard = rt.enter();
+        let term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        drop(_guard);
+        Ok(Signals { rt, term, int })
+    }
+
+    /// Blocks until one arrives; returns its name.
+    fn wait(mut self) -> &'static str {
+        self.rt.block_on(async {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
         })
-    })
+    }
 }
 
 fn join_until(handles: Vec<JoinHandle<()>>, deadline: Instant, what: &str) {

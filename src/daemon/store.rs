@@ -59,8 +59,11 @@ pub struct Store {
     tz: Tz,
     changes: Arc<Changes>,
     open_gaps: HashMap<String, OpenGap>,
+    /// End (µs) of each camera's latest segment recorded in this run.
+    last_segment_end: HashMap<String, i64>,
     pending: VecDeque<MediaEvent>,
     last_heartbeat: Option<Instant>,
+    heartbeat_failing: bool,
 }
 
 /// What start-up found and did.
@@ -82,8 +85,10 @@ impl Store {
             tz,
             changes,
             open_gaps: HashMap::new(),
+            last_segment_end: HashMap::new(),
             pending: VecDeque::new(),
             last_heartbeat: None,
+            heartbeat_failing: false,
         })
     }
 
@@ -294,8 +299,13 @@ impl Store {
         }
         self.last_heartbeat = Some(Instant::now());
         let path = self.data_dir.join(HEARTBEAT_FILE);
-        if let Err(e) = std::fs::write(&path, Utc::now().timestamp_micros().to_string()) {
-            warn!(path = %path.display(), error = %e, "cannot write the heartbeat");
+        match std::fs::write(&path, Utc::now().timestamp_micros().to_string()) {
+            Ok(()) => self.heartbeat_failing = false,
+            Err(e) if !self.heartbeat_failing => {
+                self.heartbeat_failing = true;
+                warn!(path = %path.display(), error = %e, "cannot write the heartbeat");
+            }
+            Err(_) => {}
         }
     }
 
@@ -346,7 +356,13 @@ impl Store {
                 detail,
                 detected,
             } => {
-                let start_us = start.timestamp_micros();
+                // A gap starts where the camera's last segment ends. That is where the camera
+                // thread says, except after a segment it could not finish: the store repaired
+                // that one and knows its true (earlier) end.
+                let mut start_us = start.timestamp_micros();
+                if let Some(&end) = self.last_segment_end.get(camera) {
+                    start_us = start_us.min(end);
+                }
                 if let Some(gap) = self.open_gaps.get(camera).copied() {
                     if start_us <= gap.start_us {
                         return Ok(()); // the open gap already covers it
@@ -360,8 +376,8 @@ impl Store {
                 info!(
                     camera = %camera,
                     cause = %cause,
-                    since = %rfc3339(*start, self.tz),
-                    detected_after_s = (*detected - *start).as_seconds_f64(),
+                    since = %rfc3339(from_us(start_us), self.tz),
+                    detected_after_s = (detected.timestamp_micros() - start_us) as f64 / 1e6,
                     "gap opened"
                 );
                 self.open_gaps.insert(camera.clone(), OpenGap { id, start_us });
@@ -401,6 +417,8 @@ impl Store {
         )?;
         index::finish_segment(&tx, seg, state, Some(seq))?;
         tx.commit()?;
+        self.last_segment_end
+            .insert(seg.camera.clone(), seg.end.timestamp_micros());
         Ok(())
     }
 

@@ -74,6 +74,9 @@ struct SinkWriter(Arc<Mutex<Sink>>);
 impl Write for SinkWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut sink = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if sink.error.is_some() {
+            return Err(io::Error::other("an earlier write to this segment failed"));
+        }
         match sink.file.write_all(buf) {
             Ok(()) => {
                 sink.hash.update(buf);
@@ -260,9 +263,17 @@ impl SegmentWriter {
     }
 }
 
+/// The sink's first I/O error, if any. It stays recorded: once a write failed the file's tail
+/// is uncertain, so the segment can only be finished by repairing it from disk.
 fn sink_error(sink: &Arc<Mutex<Sink>>, path: &Path) -> Option<SegmentError> {
-    let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-    s.error.take().map(|e| SegmentError::from_io(path, e))
+    let s = sink.lock().unwrap_or_else(|e| e.into_inner());
+    s.error.as_ref().map(|e| {
+        let copy = match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        };
+        SegmentError::from_io(path, copy)
+    })
 }
 
 /// sha256 (hex) and size of a file on disk.

@@ -159,6 +159,8 @@ impl Connection {
                 ReadError::Stopped
             } else if watchdog.fired() {
                 ReadError::Lost(format!("no answer within {:?}", cfg.connect_timeout * 2))
+            } else if matches!(e, ffmpeg::Error::InvalidData) {
+                ReadError::Unusable(format!("{url}: not a stream the recorder can read: {e}"))
             } else {
                 ReadError::Lost(format!("cannot open: {e}"))
             }

@@ -355,3 +355,192 @@ fn a_second_daemon_on_the_same_data_dir_is_refused() {
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
+
+/// A fragmented MP4 as the recorder writes it, made with the ffmpeg CLI: `seconds` long, a
+/// keyframe and a fragment every second.
+fn fragmented_mp4(path: &Path, seconds: u32) {
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+        ])
+        .arg(seconds.to_string())
+        .args(["-c:v", "libx264", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p"])
+        .args(["-movflags", "frag_keyframe+empty_moov+default_base_moof"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_torn_segment_is_cut_back_to_its_last_whole_fragment() {
+    let scene = Scene::new();
+    let path = scene.path().join("torn.mp4");
+    fragmented_mp4(&path, 6);
+    let whole = std::fs::metadata(&path).unwrap().len();
+    // Tear the file in the middle of its fourth fragment, as a power cut would.
+    let scan = classproof::media::mp4::scan_file(&path).unwrap();
+    assert_eq!(scan.fragments, 6);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(whole * 4 / 7).unwrap();
+    drop(f);
+    assert!(
+        ffmpeg_decode_frames(&path).is_err(),
+        "a torn file is not cleanly decodable"
+    );
+
+    let repaired = classproof::media::recover::repair(&path).unwrap();
+    assert_eq!(repaired.state, classproof::media::index::SegmentState::Recovered);
+    assert_eq!(repaired.cut_from, Some(whole * 4 / 7));
+    let d = repaired.media_duration.unwrap().as_secs_f64();
+    assert!((2.0..=4.0).contains(&d), "{d} s of 6 s kept");
+    let frames = ffmpeg_decode_frames(&path).expect("decodes cleanly after repair");
+    assert_eq!(frames as f64, (d * 25.0).round());
+    assert_eq!(repaired.bytes, std::fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn a_segment_with_no_whole_fragment_is_kept_and_indexed_as_damaged() {
+    let scene = Scene::new();
+    let path = scene.path().join("stub.mp4");
+    fragmented_mp4(&path, 2);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(900).unwrap(); // header only, and a piece of the first fragment
+    drop(f);
+    let repaired = classproof::media::recover::repair(&path).unwrap();
+    assert_eq!(repaired.state, classproof::media::index::SegmentState::Damaged);
+    assert!(repaired.media_duration.is_none());
+    assert!(path.exists(), "nothing is deleted");
+}
+
+#[test]
+fn files_the_index_does_not_know_are_found_and_indexed_at_start_up() {
+    // The daemon died between creating a segment file and recording it: start-up finds it.
+    let scene = Scene::new();
+    let config = scene.config("[[camera]]\nid = \"front\"\nurl = \"rtsp://127.0.0.1:9/cam\"\n");
+    let now = Utc::now();
+    let rel = classproof::media::camera::segment_path(
+        "front",
+        now - chrono::Duration::seconds(30),
+        chrono_tz::Asia::Shanghai,
+        "0badf00d",
+        0,
+    );
+    let abs = scene.data_dir().join(&rel);
+    std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+    fragmented_mp4(&abs, 3);
+    let mut daemon = Daemon::start(&config);
+    daemon.wait_log("segment recovered", Duration::from_secs(10));
+    assert!(daemon.terminate(Duration::from_secs(5)).success());
+    let all = scene.segments(&config);
+    let segs = of(&all, "front", "segment");
+    assert_eq!(segs.len(), 1, "{all:#?}");
+    assert_eq!(segs[0]["state"], "recovered");
+    assert_eq!(segs[0]["stream_id"], "0badf00d");
+    assert!((segs[0]["duration_s"].as_f64().unwrap() - 3.0).abs() < 0.05);
+    // Its recording ended 27 s ago: the daemon was down since.
+    let gaps = of(&all, "front", "gap");
+    assert_eq!(gaps[0]["cause"], "daemon_down");
+    assert_eq!(gaps[0]["start"], segs[0]["end"]);
+}
+
+#[test]
+fn a_file_that_is_not_video_is_a_stream_error_naming_the_file() {
+    let scene = Scene::new();
+    let junk = scene.path().join("notes.mp4");
+    std::fs::write(&junk, "this is not a video\n".repeat(100)).unwrap();
+    let config = scene.config(&format!(
+        "[[camera]]\nid = \"junk\"\nurl = \"file://{}\"\nloop = true\n",
+        junk.display()
+    ));
+    let mut daemon = Daemon::start(&config);
+    let line = daemon.wait_log("recording interrupted", Duration::from_secs(10));
+    assert!(line.contains("stream_error"), "{line}");
+    assert!(line.contains("notes.mp4"), "the message names the file: {line}");
+    assert!(daemon.terminate(Duration::from_secs(5)).success());
+    let all = scene.segments(&config);
+    assert_eq!(of(&all, "junk", "gap")[0]["cause"], "stream_error");
+}
+
+/// A tmpfs of `size` mounted for the life of the value (needs root, as the tests run in CI).
+struct TinyDisk {
+    path: PathBuf,
+}
+
+impl TinyDisk {
+    fn mount(path: PathBuf, size: &str) -> TinyDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test fills a real (tmpfs) disk and needs root to mount one: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TinyDisk { path }
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_disk_full_gap_and_recording_resumes_when_space_is_back() {
+    let server = RtspServer::start("h264");
+    let scene = Scene::new();
+    let disk = TinyDisk::mount(scene.data_dir(), "3m");
+    let config = scene.config(&camera("front", &server.url(), "2s", ""));
+    let mut daemon = Daemon::start(&config);
+    wait_for("a first segment", Duration::from_secs(20), || {
+        (!closed_segments(&scene, &config, "front").is_empty()).then_some(())
+    });
+    // Fill what is left of the disk.
+    let filler = disk.path.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let line = daemon.wait_log("recording interrupted", Duration::from_secs(15));
+    assert!(line.contains("disk_full"), "{line}");
+    // Space comes back (the technician cleared something): recording resumes by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let freed = Utc::now();
+    wait_for(
+        "a segment after the disk was freed",
+        Duration::from_secs(30),
+        || {
+            closed_segments(&scene, &config, "front")
+                .iter()
+                .any(|s| time(s, "start") > freed)
+                .then_some(())
+        },
+    );
+    assert!(daemon.terminate(Duration::from_secs(5)).success());
+    let all = scene.segments(&config);
+    let gaps = of(&all, "front", "gap");
+    assert!(
+        gaps.iter().any(|g| g["cause"] == "disk_full"),
+        "the hole is recorded with its cause: {all:#?}"
+    );
+    // Nothing was lost silently: the timeline is covered without holes between entries.
+    let entries: Vec<&Value> = all.iter().filter(|e| e["camera"] == "front").collect();
+    for w in entries.windows(2) {
+        assert_eq!(w[0]["end"], w[1]["start"], "{:#}\n{:#}", w[0], w[1]);
+    }
+    drop(disk);
+}
