@@ -410,7 +410,7 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
             )),
         }
     }
-    let (good, cp_problems) = check_checkpoints(&texts, &manifest.device, &ring);
+    let (good, cp_problems) = check_checkpoints(texts, &manifest.device, &ring);
     problems.extend(cp_problems);
 
     let first = records.first().map_or(manifest.first_seq, |r| r.seq);

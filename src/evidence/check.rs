@@ -444,17 +444,17 @@ impl KeyRing {
 /// Checks stored checkpoint texts; returns the good ones (sorted by seq) and a problem per bad
 /// one. `texts` are `(seq as stored beside the text, text)`.
 pub fn check_checkpoints(
-    texts: &[(Option<i64>, String)],
+    texts: impl IntoIterator<Item = (Option<i64>, String)>,
     device: &str,
     keys: &KeyRing,
 ) -> (Vec<Checkpoint>, Vec<Problem>) {
     let mut good: Vec<Checkpoint> = Vec::new();
     let mut problems = Vec::new();
     for (stored_seq, text) in texts {
-        match SignedCheckpoint::parse(text) {
+        match SignedCheckpoint::parse(&text) {
             Err(e) => problems.push(Problem::new(
                 ProblemKind::BadSignature,
-                *stored_seq,
+                stored_seq,
                 None,
                 e.to_string(),
             )),
@@ -739,18 +739,18 @@ mod tests {
             sign(9, &evil),
             sign(10, &a),
         ];
-        let (good, problems) = check_checkpoints(&texts, "box", &ring);
+        let (good, problems) = check_checkpoints(texts, "box", &ring);
         assert_eq!(good.iter().map(|c| c.seq).collect::<Vec<_>>(), [4, 5, 8]);
         let bad: Vec<_> = problems.iter().map(|p| (p.kind.as_str(), p.seq)).collect();
         assert_eq!(bad, [("bad_signature", Some(9)), ("bad_signature", Some(10))]);
         // Wrong device, and a text that is not a checkpoint at all.
-        let (_, problems) = check_checkpoints(&[sign(4, &a), (Some(7), "hello".into())], "other", &ring);
+        let (_, problems) = check_checkpoints([sign(4, &a), (Some(7), "hello".into())], "other", &ring);
         assert_eq!(problems.len(), 2);
         // A fork: two good signatures, two heads for one seq.
         let mut forked = cp(4, &rs);
         forked.head = [9; 32];
         let texts = vec![sign(4, &a), (Some(4), forked.sign(&a).to_text())];
-        let (_, problems) = check_checkpoints(&texts, "box", &ring);
+        let (_, problems) = check_checkpoints(texts, "box", &ring);
         assert_eq!(problems[0].kind, ProblemKind::ChainBreak);
     }
 

@@ -259,6 +259,25 @@ pub fn checkpoint_texts(conn: &Connection) -> Result<Vec<(Option<i64>, String)>,
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Stored checkpoints with `from_seq <= seq <= to_seq`, by seq (newest first if
+/// `newest_first`), at most `limit`.
+pub fn checkpoint_texts_between(
+    conn: &Connection,
+    from_seq: i64,
+    to_seq: i64,
+    newest_first: bool,
+    limit: i64,
+) -> Result<Vec<(Option<i64>, String)>, StoreError> {
+    let order = if newest_first { "DESC" } else { "ASC" };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT seq, text FROM checkpoints WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq {order}, id {order} LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![from_seq, to_seq, limit], |r| {
+        Ok((Some(r.get::<_, i64>(0)?), r.get::<_, String>(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Seq of the newest checkpoint (0 if none).
 pub fn last_checkpoint_seq(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM checkpoints", [], |r| r.get(0))?)

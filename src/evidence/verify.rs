@@ -34,6 +34,8 @@ use crate::media::index::{self as media_index, Entry, SegmentState};
 /// Directory of recordings inside the data dir (and inside a bundle).
 pub const VIDEO_DIR: &str = "video";
 const BATCH: i64 = 5_000;
+/// Checkpoints looked at to find a good one just outside a `--from`/`--to` range.
+const SEARCH: i64 = 100;
 /// A file under `video/` modified this recently may be a segment whose `recording` row is not
 /// committed yet; it is not reported as unexpected (the next verify will).
 const IN_FLIGHT: Duration = Duration::from_secs(60);
@@ -171,41 +173,44 @@ pub fn verify_store(data_dir: &Path, device: &str, opts: &Options) -> Result<Rep
         None => default_roots(&conn, &rotations)?,
     };
     let ring = KeyRing::new(&roots, &rotations);
-    let (good, cp_problems) = check_checkpoints(&store::checkpoint_texts(&conn)?, device, &ring);
-    problems.extend(cp_problems);
-
+    // A box signs about once a minute for years: only the checkpoints of the window are read.
+    let good_one = |row: (Option<i64>, String)| check_checkpoints([row], device, &ring).0.pop();
     let last = log::last_seq(&conn)?;
     let anchor = match opts.from_us {
         None => Anchor::GENESIS,
         Some(from) => {
+            // The newest good checkpoint before the range.
             let first = log::first_seq_at_or_after(&conn, from)?.unwrap_or(last + 1);
-            good.iter()
-                .rev()
-                .find(|c| c.seq < first)
-                .map(|c| Anchor {
+            store::checkpoint_texts_between(&conn, 0, first - 1, true, SEARCH)?
+                .into_iter()
+                .find_map(good_one)
+                .map_or(Anchor::GENESIS, |c| Anchor {
                     seq: c.seq,
                     hash: c.head,
                 })
-                .unwrap_or(Anchor::GENESIS)
         }
     };
     let end = match opts.to_us {
         None => last,
         Some(to) => {
+            // The first good checkpoint after the range.
             let l = log::last_seq_at_or_before(&conn, to)?.unwrap_or(anchor.seq);
-            good.iter()
-                .find(|c| c.seq >= l)
+            store::checkpoint_texts_between(&conn, l, last, false, SEARCH)?
+                .into_iter()
+                .find_map(good_one)
                 .map_or(last, |c| c.seq)
                 .clamp(anchor.seq, last)
         }
     };
     // Checkpoints past the window are compared only when the window reaches the log's end,
     // where one past it means the log was truncated.
-    let cps: Vec<_> = good
-        .iter()
-        .filter(|c| end == last || c.seq <= end)
-        .cloned()
-        .collect();
+    let upto = if end == last { i64::MAX } else { end };
+    let (cps, cp_problems) = check_checkpoints(
+        store::checkpoint_texts_between(&conn, anchor.seq, upto, false, i64::MAX)?,
+        device,
+        &ring,
+    );
+    problems.extend(cp_problems);
 
     let in_time = |t: i64| opts.from_us.is_none_or(|f| t >= f) && opts.to_us.is_none_or(|to| t <= to);
     let mut files = FileChecks::new(data_dir, opts.retention);
@@ -287,7 +292,7 @@ pub fn verify_store(data_dir: &Path, device: &str, opts: &Options) -> Result<Rep
         first_seq: anchor.seq + 1,
         last_seq: outcome.last_seq,
         records: outcome.records,
-        checkpoints: good.len() as u64,
+        checkpoints: cps.len() as u64,
         checkpoints_matched: outcome.checkpoints_matched,
         unsigned_records: outcome.unsigned,
         files_checked: files.checked,
