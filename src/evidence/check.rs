@@ -249,10 +249,9 @@ impl<L: FnMut(&[u8]) -> Option<i64>> ChainChecker<L> {
             self.moved.insert(r.seq);
         }
         self.prev_seq = r.seq;
-        self.prev_hash = r.hash.clone();
+        self.prev_hash.clone_from(&r.hash);
         self.out.last_seq = r.seq;
-        let hash = r.hash.clone();
-        self.reach(r.seq, &hash);
+        self.reach(r.seq, &r.hash);
     }
 
     fn explain_link(&mut self, r: &RawRecord) {

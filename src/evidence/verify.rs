@@ -217,52 +217,75 @@ pub fn verify_store(data_dir: &Path, device: &str, opts: &Options) -> Result<Rep
     let mut index = IndexChecks::default();
     let lookup = |h: &[u8]| log::seq_of_hash(&conn, h).ok().flatten();
     let mut chain = ChainChecker::new(anchor, &cps, lookup);
-    let mut next = anchor.seq + 1;
-    while next <= end {
-        let batch = log::read_raw(&conn, next, end, BATCH)?;
-        let (Some(first), Some(last_b)) = (batch.first(), batch.last()) else {
-            break;
-        };
-        let mut rows: HashMap<i64, FileRow> = store::file_rows(&conn, first.seq, last_b.seq)?
-            .into_iter()
-            .map(|r| (r.seq, r))
-            .collect();
-        for r in &batch {
-            chain.push(r);
-            let row = rows.remove(&r.seq);
-            if r.file_path().is_none() {
-                if let Some(row) = row {
+    // Reading rows (SQLite) and checking them (hashing, files, indexes) overlap: a second
+    // read-only connection reads the next batch while this thread checks the current one.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(Vec<RawRecord>, Vec<FileRow>), VerifyError>>(2);
+    std::thread::scope(|scope| -> Result<(), VerifyError> {
+        scope.spawn(move || {
+            let read = || -> Result<(), VerifyError> {
+                let conn = db::open_read_only(data_dir)?;
+                let mut next = anchor.seq + 1;
+                while next <= end {
+                    let batch = log::read_raw(&conn, next, end, BATCH)?;
+                    let (Some(first), Some(last_b)) =
+                        (batch.first().map(|r| r.seq), batch.last().map(|r| r.seq))
+                    else {
+                        break;
+                    };
+                    let rows = store::file_rows(&conn, first, last_b)?;
+                    next = last_b + 1;
+                    if tx.send(Ok((batch, rows))).is_err() {
+                        break; // the checker stopped on an error
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = read() {
+                let _ = tx.send(Err(e));
+            }
+        });
+        // Owned here, so that an early return drops it and unblocks the reader.
+        let rx = rx;
+        for msg in rx.iter() {
+            let (batch, rows) = msg?;
+            let mut rows: HashMap<i64, FileRow> = rows.into_iter().map(|r| (r.seq, r)).collect();
+            for r in &batch {
+                chain.push(r);
+                let row = rows.remove(&r.seq);
+                if r.file_sha256.is_none() || r.file_path().is_none() {
+                    if let Some(row) = row {
+                        problems.push(Problem::new(
+                            ProblemKind::Unexpected,
+                            Some(r.seq),
+                            Some(row.path),
+                            "a retention-index row for a record that names no file",
+                        ));
+                    }
+                } else if in_time(r.time_us) {
+                    files.record(&conn, r, row, &mut problems)?;
+                } else if row.is_none() {
                     problems.push(Problem::new(
-                        ProblemKind::Unexpected,
+                        ProblemKind::Modified,
                         Some(r.seq),
-                        Some(row.path),
-                        "a retention-index row for a record that names no file",
+                        r.file_path(),
+                        "the retention index has no row for this file record",
                     ));
                 }
-            } else if in_time(r.time_us) {
-                files.record(&conn, r, row, &mut problems)?;
-            } else if row.is_none() {
+                if in_time(r.time_us) {
+                    index.record(&conn, r, &mut problems)?;
+                }
+            }
+            for (seq, row) in rows {
                 problems.push(Problem::new(
-                    ProblemKind::Modified,
-                    Some(r.seq),
-                    r.file_path(),
-                    "the retention index has no row for this file record",
+                    ProblemKind::Unexpected,
+                    Some(seq),
+                    Some(row.path),
+                    "a retention-index row for a record that names no file",
                 ));
             }
-            if in_time(r.time_us) {
-                index.record(&conn, r, &mut problems)?;
-            }
         }
-        for (seq, row) in rows {
-            problems.push(Problem::new(
-                ProblemKind::Unexpected,
-                Some(seq),
-                Some(row.path),
-                "a retention-index row for a record that names no file",
-            ));
-        }
-        next = last_b.seq + 1;
-    }
+        Ok(())
+    })?;
     let outcome = chain.finish();
     problems.extend(outcome.problems);
     if end == last {
@@ -434,6 +457,9 @@ impl IndexChecks {
         r: &RawRecord,
         problems: &mut Vec<Problem>,
     ) -> Result<(), VerifyError> {
+        if r.kind != "segment" && r.kind != "gap" {
+            return Ok(()); // only these have index rows (and parsing every payload is slow)
+        }
         let v = r.payload_value();
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         let i = |k: &str| v.get(k).and_then(Value::as_i64);
