@@ -203,6 +203,7 @@ impl Job {
             })
         };
         let mut view = measure(&self.data_dir)?;
+        let reserve = cfg.reserve_for(view.capacity);
         let mut pruned = 0usize;
         loop {
             let now = Utc::now();
@@ -213,7 +214,7 @@ impl Job {
                 .iter()
                 .filter_map(|f| Expired::check(f.seq, f.bytes, f.time_us, now_us, retention))
                 .collect();
-            let plan = retention::plan(cfg.disk_policy, view.available, cfg.reserve, &expired);
+            let plan = retention::plan(cfg.disk_policy, view.available, reserve, &expired);
             if plan.delete.is_empty() {
                 break;
             }
@@ -242,7 +243,7 @@ impl Job {
             );
         }
 
-        let full = retention::is_full(view.available, cfg.reserve);
+        let full = retention::is_full(view.available, reserve);
         let was_full = self.ctx.disk_full.load(Ordering::SeqCst);
         if full != was_full {
             self.ctx.disk_full.store(full, Ordering::SeqCst);
@@ -252,13 +253,13 @@ impl Job {
                 "state": state,
                 "available_bytes": view.available,
                 "capacity_bytes": view.capacity,
-                "reserve_bytes": cfg.reserve,
+                "reserve_bytes": reserve,
                 "policy": cfg.disk_policy.as_str(),
             }))?;
             if full {
                 tracing::error!(
                     available = %show_size(view.available),
-                    reserve = %show_size(cfg.reserve),
+                    reserve = %show_size(reserve),
                     policy = cfg.disk_policy.as_str(),
                     "evidence: disk full and nothing is past the retention: new recording stops \
                      (R6: nothing younger than the retention is deleted); free space or add a disk"
@@ -274,7 +275,7 @@ impl Job {
         let (bytes, _) = store::bytes_recorded_since(&self.conn, since)?;
         let start = store::first_record_time_us(&self.conn)?.map_or(now_us, |t| t.max(since));
         let covered = Duration::from_micros(now_us.saturating_sub(start).max(0) as u64);
-        let forecast = retention::forecast(view.available, cfg.reserve, bytes, covered, cfg.forecast_window);
+        let forecast = retention::forecast(view.available, reserve, bytes, covered, cfg.forecast_window);
         let days_left = forecast.and_then(|f| f.days_left);
         let low = cfg.alarm_days > 0 && days_left.is_some_and(|d| d < f64::from(cfg.alarm_days));
         if low != self.forecast_low {
@@ -310,7 +311,7 @@ impl Job {
             "time_us": now_us,
             "available_bytes": view.available,
             "capacity_bytes": view.capacity,
-            "reserve_bytes": cfg.reserve,
+            "reserve_bytes": reserve,
             "disk_full": full,
             "days_left": days_left,
             "pruned": pruned,

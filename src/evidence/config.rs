@@ -39,9 +39,10 @@ pub struct EvidenceConfig {
     /// Treat the data dir's disk as this big (bytes; "200MB", "2TB", "512GiB"), counting what
     /// the data dir holds as used. Default: unset, the file system's own size and free space.
     pub capacity: Option<u64>,
-    /// Space that must stay free; this much or less free counts as a full disk. Default "1GB"; 0 to
-    /// 1 PB, and below `capacity`.
-    pub reserve: u64,
+    /// Space that must stay free; this much or less free counts as a full disk. 0 to 1 PB, and
+    /// below `capacity`. Default (`None`): 1 GB, or a tenth of the disk if that is less (see
+    /// [`EvidenceConfig::reserve_for`]).
+    pub reserve: Option<u64>,
     /// Alarm when the disk is forecast to be full within this many days. Default 30; 0 (off)
     /// to 3650.
     pub alarm_days: u32,
@@ -58,7 +59,7 @@ impl Default for EvidenceConfig {
             checkpoint_records: DEFAULT_CHECKPOINT_RECORDS,
             disk_check_interval: DEFAULT_DISK_CHECK_INTERVAL,
             capacity: None,
-            reserve: DEFAULT_RESERVE,
+            reserve: None,
             alarm_days: DEFAULT_ALARM_DAYS,
             forecast_window: DEFAULT_FORECAST_WINDOW,
             disk_policy: DiskPolicy::Protect,
@@ -105,20 +106,15 @@ impl EvidenceConfig {
             .duration(p, "disk_check_interval", secs(1), secs(86_400))
             .unwrap_or(d.disk_check_interval);
         let capacity = size(s, p, "capacity", MIN_SIZE, MAX_SIZE);
-        let mut reserve = size(s, p, "reserve", 0, MAX_SIZE).unwrap_or(d.reserve);
-        if let Some(cap) = capacity
-            && reserve >= cap
+        let reserve = size(s, p, "reserve", 0, MAX_SIZE);
+        if let (Some(cap), Some(r)) = (capacity, reserve)
+            && r >= cap
         {
-            if s.has("reserve") {
-                p.push(
-                    s.key_path("reserve"),
-                    Some(format!("{:?}", show_size(reserve))),
-                    format!("less than capacity ({})", show_size(cap)),
-                );
-            } else {
-                // The default reserve does not fit a small capacity: keep a tenth free.
-                reserve = cap / 10;
-            }
+            p.push(
+                s.key_path("reserve"),
+                Some(format!("{:?}", show_size(r))),
+                format!("less than capacity ({})", show_size(cap)),
+            );
         }
         let alarm_days = s
             .integer(p, "alarm_days", 0, 3650)
@@ -143,6 +139,12 @@ impl EvidenceConfig {
         }
     }
 
+    /// The reserve on a disk of `capacity` bytes: as configured, or by default 1 GB or a tenth
+    /// of the disk, whichever is less (a small disk would otherwise always count as full).
+    pub fn reserve_for(&self, capacity: u64) -> u64 {
+        self.reserve.unwrap_or(DEFAULT_RESERVE.min(capacity / 10))
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "checkpoint every {} or {} records; disk checked every {}, {}, reserve {}, alarm below {} days, policy {}",
@@ -153,7 +155,10 @@ impl EvidenceConfig {
                 Some(c) => format!("capacity {}", show_size(c)),
                 None => "capacity of the file system".into(),
             },
-            show_size(self.reserve),
+            match self.reserve {
+                Some(r) => show_size(r),
+                None => format!("{} or a tenth of the disk", show_size(DEFAULT_RESERVE)),
+            },
             self.alarm_days,
             self.disk_policy.as_str()
         )
@@ -188,7 +193,8 @@ mod tests {
         );
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(c.capacity, Some(200_000_000));
-        assert_eq!(c.reserve, 20_000_000);
+        assert_eq!(c.reserve, Some(20_000_000));
+        assert_eq!(c.reserve_for(200_000_000), 20_000_000);
         assert_eq!(c.disk_policy, DiskPolicy::DeleteOldest);
         assert_eq!(c.checkpoint_records, 10);
     }
@@ -214,6 +220,7 @@ mod tests {
         assert!(p[0].contains("less than capacity"), "{p:?}");
         let (c, p) = read("[evidence]\ncapacity = \"10MB\"\n");
         assert!(p.is_empty());
-        assert_eq!(c.reserve, 1_000_000);
+        assert_eq!(c.reserve_for(10_000_000), 1_000_000);
+        assert_eq!(c.reserve_for(2_000_000_000_000), 1_000_000_000);
     }
 }

@@ -1282,3 +1282,91 @@ fn a_full_disk_stops_recording_with_a_disk_full_gap_and_deletes_nothing() {
         "{alarms:#?}"
     );
 }
+
+/// The same on a real, small file system: a 6 MB tmpfs mounted over the data dir inside a user
+/// and mount namespace (no privileges needed), no `capacity` configured, so the job reads the
+/// file system's own numbers (statvfs). Everything runs inside the namespace, where the mount
+/// is visible; results are written beside it.
+#[test]
+fn a_real_small_file_system_fills_up_and_recording_stops() {
+    if !Command::new("unshare")
+        .args(["-Urm", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("skipped: unprivileged user and mount namespaces are not available here");
+        return;
+    }
+    let camera = RtspServer::start("h264");
+    let scene = Scene::new();
+    let config = scene.config(&format!(
+        "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"1s\"\n\n[evidence]\nreserve = \"1MB\"\n\
+         disk_check_interval = \"1s\"\ncheckpoint_interval = \"1s\"\n",
+        camera.url()
+    ));
+    std::fs::create_dir_all(scene.data_dir()).unwrap();
+    let script = r#"
+        set -e
+        mount -t tmpfs -o size=6m classproof-test "$DATA"
+        "$BIN" run --config "$CFG" 2> "$OUT/daemon.log" &
+        pid=$!
+        i=0
+        # The job raises the alarm, then the recorder records the disk_full gap.
+        until grep -q "evidence: disk full" "$OUT/daemon.log" \
+            && "$BIN" segments --config "$CFG" --json | grep -q '"cause":"disk_full"'; do
+            i=$((i + 1))
+            if [ $i -gt 900 ] || ! kill -0 $pid 2>/dev/null; then kill $pid 2>/dev/null; exit 3; fi
+            sleep 0.1
+        done
+        kill -TERM $pid
+        wait $pid
+        "$BIN" segments --config "$CFG" --json > "$OUT/segments.jsonl"
+        "$BIN" verify --config "$CFG" --json > "$OUT/verify.json" || true
+        mkdir "$OUT/db" && cp "$DATA/classproof.db" "$OUT/db/"
+    "#;
+    let status = Command::new("unshare")
+        .args(["-Urm", "sh", "-c", script])
+        .env("DATA", scene.data_dir())
+        .env("BIN", crate::support::bin())
+        .env("CFG", &config)
+        .env("OUT", scene.path())
+        .status()
+        .unwrap();
+    let read = |name: &str| std::fs::read_to_string(scene.path().join(name)).unwrap_or_default();
+    assert!(status.success(), "{status:?}\n{}", read("daemon.log"));
+    // What the job measured when it stopped recording: the tmpfs itself, nearly full.
+    let conn = db::open_read_only(&scene.path().join("db")).unwrap();
+    let alarms = log::read_filtered(&conn, None, Some("alarm")).unwrap();
+    let full = alarms
+        .iter()
+        .find(|r| r.payload["alarm"] == "disk_full" && r.payload["state"] == "raised")
+        .unwrap_or_else(|| panic!("{alarms:#?}"));
+    assert!(
+        full.payload["capacity_bytes"].as_u64().unwrap() <= 6 << 20,
+        "{:?}",
+        full.payload
+    );
+    assert!(
+        full.payload["available_bytes"].as_u64().unwrap() <= 1_000_000,
+        "{:?}",
+        full.payload
+    );
+    let entries: Vec<Value> = read("segments.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["type"] == "gap" && e["cause"] == "disk_full"),
+        "{entries:#?}"
+    );
+    let segments = entries
+        .iter()
+        .filter(|e| e["type"] == "segment" && e["state"] != "recording")
+        .count();
+    let v: Value = serde_json::from_str(&read("verify.json")).unwrap();
+    assert_eq!(v["intact"], true, "{v:#}");
+    assert_eq!(v["files_pruned"], 0);
+    assert_eq!(v["files_checked"].as_u64().unwrap(), segments as u64);
+}
