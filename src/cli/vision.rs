@@ -5,28 +5,53 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::UsageError;
+use crate::vision::config::DEFAULT_MODELS_DIR;
+use crate::vision::fetch::{self, Fetched, Verified};
+use crate::vision::manifest::{Manifest, ModelSpec};
+
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
     #[command(subcommand)]
     pub command: ModelsCommand,
 }
 
+/// Which models a `models` command works on.
+#[derive(Debug, Args)]
+pub struct ModelSelection {
+    /// Folder of the models. Default: the config's `vision.models_dir` with `--config`, else
+    /// /usr/local/share/classproof/models.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Work on the models this config needs (its `vision.recognition_model` may be `sface`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Work on this model (repeatable), e.g. `--model sface`. Default: the default set.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// Work on every model of the manifest.
+    #[arg(long, conflicts_with = "models")]
+    pub all: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Fetch the models of models/manifest.toml, checked by sha256.
+    /// Install the models of models/manifest.toml, each checked by sha256: kept when already
+    /// right, else copied from the mirror, else downloaded from the pinned upstream URLs.
     Fetch {
-        /// Folder to install the models into.
-        #[arg(long, default_value = crate::vision::config::DEFAULT_MODELS_DIR)]
-        dir: PathBuf,
+        #[command(flatten)]
+        select: ModelSelection,
         /// A local folder holding byte-identical copies (checked by sha256).
         #[arg(long)]
         mirror: Option<PathBuf>,
     },
-    /// Check the installed models against their sha256.
+    /// Check the installed models against their sha256 (exit 1 when one is missing or wrong).
     Verify {
-        #[arg(long, default_value = crate::vision::config::DEFAULT_MODELS_DIR)]
-        dir: PathBuf,
+        #[command(flatten)]
+        select: ModelSelection,
     },
+    /// List the models of the manifest compiled into this binary.
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -88,8 +113,121 @@ pub struct CalibrateArgs {
     pub json: bool,
 }
 
-pub fn models(_args: ModelsArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("models")
+pub fn models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::embedded()?;
+    match args.command {
+        ModelsCommand::Fetch { select, mirror } => {
+            let (dir, specs) = select.resolve(&manifest)?;
+            let mut failed = Vec::new();
+            for spec in specs {
+                match fetch::fetch(spec, &dir, mirror.as_deref()) {
+                    Ok(how) => {
+                        let how = match how {
+                            Fetched::AlreadyInstalled => "already installed".to_string(),
+                            Fetched::FromMirror(p) => format!("copied from {}", p.display()),
+                            Fetched::Downloaded(url) => format!("downloaded from {url}"),
+                        };
+                        println!("{:<16} {:<36} {how}", spec.name, spec.file);
+                    }
+                    Err(e) => {
+                        println!("{:<16} {:<36} FAILED", spec.name, spec.file);
+                        failed.push(e.to_string());
+                    }
+                }
+            }
+            if !failed.is_empty() {
+                anyhow::bail!(
+                    "{} model(s) not installed in {}:\n{}",
+                    failed.len(),
+                    dir.display(),
+                    failed.join("\n")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::Verify { select } => {
+            let explicit = select.all || !select.models.is_empty();
+            let (dir, mut specs) = select.resolve(&manifest)?;
+            if !explicit {
+                // Also check optional models that happen to be installed (e.g. sface).
+                for spec in &manifest.model {
+                    if !specs.iter().any(|s| s.name == spec.name) && dir.join(&spec.file).exists() {
+                        specs.push(spec);
+                    }
+                }
+            }
+            let mut bad = 0;
+            for spec in specs {
+                let status = match fetch::verify(spec, &dir)? {
+                    Verified::Ok => "ok".to_string(),
+                    Verified::Missing => {
+                        bad += 1;
+                        "MISSING".to_string()
+                    }
+                    Verified::Mismatch { sha256, bytes } => {
+                        bad += 1;
+                        format!("WRONG: {bytes} bytes, sha256 {sha256}, expected {}", spec.sha256)
+                    }
+                };
+                println!("{:<16} {:<36} {status}", spec.name, spec.file);
+            }
+            if bad > 0 {
+                eprintln!(
+                    "classproof: {bad} model(s) missing or wrong in {}; run `classproof models fetch --dir {}`",
+                    dir.display(),
+                    dir.display()
+                );
+                return Ok(ExitCode::from(super::EXIT_PROBLEMS));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsCommand::List => {
+            for m in &manifest.model {
+                println!(
+                    "{:<16} {:<12} {:<8} {:>9} bytes  {}  {}",
+                    m.name,
+                    format!("{:?}", m.task).to_lowercase(),
+                    if m.default { "default" } else { "optional" },
+                    m.bytes,
+                    m.licence,
+                    m.file
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+impl ModelSelection {
+    /// The models folder and the manifest entries selected.
+    fn resolve<'m>(&self, manifest: &'m Manifest) -> anyhow::Result<(PathBuf, Vec<&'m ModelSpec>)> {
+        let config = match &self.config {
+            Some(path) => Some(super::load_config(path)?),
+            None => None,
+        };
+        let dir = match (&self.dir, &config) {
+            (Some(d), _) => d.clone(),
+            (None, Some(c)) => c.vision.models_dir.clone(),
+            (None, None) => PathBuf::from(DEFAULT_MODELS_DIR),
+        };
+        let specs = if self.all {
+            manifest.model.iter().collect()
+        } else if !self.models.is_empty() {
+            self.models
+                .iter()
+                .map(|n| manifest.get(n).map_err(|e| UsageError(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?
+        } else if let Some(c) = &config {
+            c.vision
+                .needed_models()
+                .into_iter()
+                .map(|n| manifest.get(n))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            manifest.defaults()
+        };
+        Ok((dir, specs))
+    }
 }
 
 pub fn enroll(_args: EnrollArgs) -> anyhow::Result<ExitCode> {

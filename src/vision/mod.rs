@@ -2,5 +2,7 @@
 //! liveness, embedding, and the 1:N gallery.
 
 pub mod config;
+pub mod fetch;
+pub mod manifest;
 
 pub use config::VisionConfig;
