@@ -117,3 +117,135 @@ fn models_fetch_names_the_model_the_places_tried_and_the_sha256_when_it_fails() 
 fn installed_models_are_verified() {
     models_dir();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The pipeline as a library, against ../shared/models/reference-parity.json.
+
+use ::classproof::vision::{BgrImage, Face, Pipeline, Stages, VisionConfig};
+
+fn config() -> VisionConfig {
+    VisionConfig {
+        models_dir: models_dir(),
+        ..VisionConfig::default()
+    }
+}
+
+fn pipeline() -> Pipeline {
+    Pipeline::load(&config()).expect("load the face pipeline")
+}
+
+/// The largest face of an image (the reference's "face choice").
+fn largest(faces: Vec<Face>) -> Option<Face> {
+    faces
+        .into_iter()
+        .max_by(|a, b| (a.detection.w * a.detection.h).total_cmp(&(b.detection.w * b.detection.h)))
+}
+
+fn close(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= tol,
+        "{what}: off by {worst} > {tol}\n got  {got:?}\n want {want:?}"
+    );
+}
+
+fn nums(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+/// Measured on 2026-11-22: boxes and landmarks within 0.005 px (the reference is rounded to
+/// 0.01), scores within 5e-5, aligned-crop means within 0.012, embedding prefixes within 7e-4,
+/// liveness probabilities within 5e-5, pairwise cosines within 0.0025. The tolerances below
+/// leave a little room for other CPUs.
+#[test]
+fn every_stage_matches_the_reference_pipeline() {
+    let parity: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("models/reference-parity.json")).unwrap(),
+    )
+    .unwrap();
+    let mut p = pipeline();
+    let mut embeddings = std::collections::BTreeMap::new();
+    for (rel, want) in parity["images"].as_object().unwrap() {
+        let img = BgrImage::load(&shared().join(rel)).unwrap();
+        assert_eq!(
+            [img.width as f64, img.height as f64],
+            nums(&want["size_wh"])[..],
+            "{rel}"
+        );
+        let faces = p.analyse(&img, Stages::ALL).unwrap();
+        let want_faces = want["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), want_faces.len(), "{rel}: face count");
+        let f = largest(faces).unwrap();
+        let w = &want_faces[0];
+        let d = &f.detection;
+        close(
+            &format!("{rel} box"),
+            &[d.x, d.y, d.w, d.h].map(f64::from),
+            &nums(&w["box_xywh"]),
+            0.05,
+        );
+        close(
+            &format!("{rel} score"),
+            &[d.score as f64],
+            &[w["score"].as_f64().unwrap()],
+            0.001,
+        );
+        let lms: Vec<f64> = d.landmarks.iter().flatten().map(|v| *v as f64).collect();
+        close(&format!("{rel} landmarks"), &lms, &nums(&w["landmarks"]), 0.05);
+        close(
+            &format!("{rel} aligned crop mean"),
+            &f.aligned.channel_means(),
+            &nums(&want["aligned_crop_mean_bgr"]),
+            0.05,
+        );
+        let e = f.embedding.clone().unwrap();
+        let e8: Vec<f64> = e[..8].iter().map(|v| *v as f64).collect();
+        close(
+            &format!("{rel} embedding"),
+            &e8,
+            &nums(&want["embedding_first8"]["bgr"]),
+            0.002,
+        );
+        let l = f.liveness.unwrap();
+        let lp = &want["liveness_probs"];
+        close(
+            &format!("{rel} MiniFASNetV2"),
+            &l.per_model[0].map(f64::from),
+            &nums(&lp["MiniFASNetV2_2.7"]),
+            0.001,
+        );
+        close(
+            &format!("{rel} MiniFASNetV1SE"),
+            &l.per_model[1].map(f64::from),
+            &nums(&lp["MiniFASNetV1SE_4.0"]),
+            0.001,
+        );
+        close(
+            &format!("{rel} fused"),
+            &l.probs.map(f64::from),
+            &nums(&lp["fused"]),
+            0.001,
+        );
+        let name = rel.rsplit('/').next().unwrap().to_string();
+        embeddings.insert(name, e);
+    }
+    for (pair, want) in parity["cosine"]["bgr"].as_object().unwrap() {
+        let (a, b) = pair.split_once('~').unwrap();
+        let got = ::classproof::vision::embed::cosine(&embeddings[a], &embeddings[b]) as f64;
+        close(
+            &format!("cosine {pair}"),
+            &[got],
+            &[want.as_f64().unwrap()],
+            0.005,
+        );
+    }
+}

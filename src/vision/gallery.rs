@@ -1,0 +1,252 @@
+//! The 1:N gallery: every enrolled template of every person in one contiguous row-major `f32`
+//! matrix (templates of a person are adjacent), searched by dot products of unit vectors
+//! (= cosine similarity). A person's score is the best of their templates; the answer is the
+//! best person, its similarity and its margin over the second-best *person*.
+//!
+//! Layout invariant: `matrix.len() == templates × dim`, and `persons[i].rows` are consecutive,
+//! non-overlapping ranges covering all rows, so one pass over the matrix answers a query.
+
+use std::ops::Range;
+
+/// An enrolled person as the gallery knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GalleryPerson {
+    pub person_id: String,
+    pub name: String,
+    pub role: String,
+    rows: Range<usize>,
+}
+
+impl GalleryPerson {
+    /// Number of templates.
+    pub fn templates(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+/// The answer to a 1:N query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GalleryMatch {
+    /// Index into [`Gallery::persons`].
+    pub person: usize,
+    /// Cosine similarity to that person's best template.
+    pub similarity: f32,
+    /// `similarity` minus the second-best person's; `None` with a single person enrolled.
+    pub margin: Option<f32>,
+}
+
+/// Templates of one recognition model.
+#[derive(Debug, Clone)]
+pub struct Gallery {
+    model: String,
+    dim: usize,
+    persons: Vec<GalleryPerson>,
+    matrix: Vec<f32>,
+}
+
+impl Gallery {
+    pub fn new(model: &str, dim: usize) -> Gallery {
+        Gallery {
+            model: model.to_string(),
+            dim,
+            persons: Vec::new(),
+            matrix: Vec::new(),
+        }
+    }
+
+    /// The recognition model whose templates these are.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn persons(&self) -> &[GalleryPerson] {
+        &self.persons
+    }
+
+    /// Number of templates.
+    pub fn templates(&self) -> usize {
+        self.matrix.len() / self.dim.max(1)
+    }
+
+    /// Adds a person with their templates (each of length `dim`, unit length). Templates of a
+    /// wrong length are skipped. A person with no template is not added.
+    pub fn add(&mut self, person_id: &str, name: &str, role: &str, templates: &[Vec<f32>]) {
+        let start = self.templates();
+        for t in templates.iter().filter(|t| t.len() == self.dim) {
+            self.matrix.extend_from_slice(t);
+        }
+        let end = self.templates();
+        if end > start {
+            self.persons.push(GalleryPerson {
+                person_id: person_id.to_string(),
+                name: name.to_string(),
+                role: role.to_string(),
+                rows: start..end,
+            });
+        }
+    }
+
+    /// Best person for `query` (unit length, `dim` long), or `None` when the gallery is empty.
+    pub fn search(&self, query: &[f32]) -> Option<GalleryMatch> {
+        self.search_excluding(query, None)
+    }
+
+    /// As [`Gallery::search`], ignoring the person `exclude` (for duplicate checks at
+    /// enrollment).
+    pub fn search_excluding(&self, query: &[f32], exclude: Option<&str>) -> Option<GalleryMatch> {
+        if query.len() != self.dim {
+            return None;
+        }
+        let (mut best, mut second): (Option<(usize, f32)>, Option<f32>) = (None, None);
+        for (i, p) in self.persons.iter().enumerate() {
+            if exclude == Some(p.person_id.as_str()) {
+                continue;
+            }
+            let mut score = f32::NEG_INFINITY;
+            for r in p.rows.clone() {
+                score = score.max(dot(&self.matrix[r * self.dim..(r + 1) * self.dim], query));
+            }
+            match best {
+                Some((_, b)) if score <= b => {
+                    if second.is_none_or(|s| score > s) {
+                        second = Some(score);
+                    }
+                }
+                _ => {
+                    second = best.map(|(_, b)| b);
+                    best = Some((i, score));
+                }
+            }
+        }
+        best.map(|(person, similarity)| GalleryMatch {
+            person,
+            similarity,
+            margin: second.map(|s| similarity - s),
+        })
+    }
+}
+
+/// Dot product, with an AVX2+FMA path chosen at run time on x86-64.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { dot_avx2(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+/// Eight independent accumulators so the compiler can vectorise without reassociating.
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    // SAFETY: every load reads 8 floats at i < n - 7 (or i + 8 < n - 7) of both slices.
+    unsafe {
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                acc0,
+            );
+            acc1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i + 8)),
+                _mm256_loadu_ps(b.as_ptr().add(i + 8)),
+                acc1,
+            );
+            i += 16;
+        }
+        while i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+                acc0,
+            );
+            i += 8;
+        }
+    }
+    let acc = _mm256_add_ps(acc0, acc1);
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+    let mut s: f32 = lanes.iter().sum();
+    while i < n {
+        s += a[i] * b[i];
+        i += 1;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let mut v = v.to_vec();
+        crate::vision::embed::l2_normalise(&mut v);
+        v
+    }
+
+    #[test]
+    fn best_person_margin_over_the_second_person_not_the_second_template() {
+        let mut g = Gallery::new("m", 3);
+        // Anna has two templates close to the query: the margin must be over Ben, not over
+        // Anna's other template.
+        g.add(
+            "a",
+            "Anna",
+            "trainee",
+            &[unit(&[1.0, 0.1, 0.0]), unit(&[1.0, 0.0, 0.0])],
+        );
+        g.add("b", "Ben", "trainee", &[unit(&[0.0, 1.0, 0.0])]);
+        g.add("c", "Cai", "teacher", &[unit(&[0.6, 0.8, 0.0])]);
+        assert_eq!(g.templates(), 4);
+        let m = g.search(&unit(&[1.0, 0.0, 0.0])).unwrap();
+        assert_eq!(g.persons()[m.person].person_id, "a");
+        assert!((m.similarity - 1.0).abs() < 1e-6);
+        assert!((m.margin.unwrap() - 0.4).abs() < 1e-6, "{m:?}");
+        let m = g.search_excluding(&unit(&[1.0, 0.0, 0.0]), Some("a")).unwrap();
+        assert_eq!(g.persons()[m.person].person_id, "c");
+        assert!(Gallery::new("m", 3).search(&[1.0, 0.0, 0.0]).is_none());
+        let mut one = Gallery::new("m", 3);
+        one.add("a", "Anna", "trainee", &[unit(&[1.0, 0.0, 0.0])]);
+        assert_eq!(one.search(&unit(&[1.0, 0.0, 0.0])).unwrap().margin, None);
+    }
+
+    #[test]
+    fn simd_and_portable_dot_products_agree() {
+        let a: Vec<f32> = (0..517).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+        let b: Vec<f32> = (0..517).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
+        let exact: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        assert!((dot(&a, &b) as f64 - exact).abs() < 1e-3);
+        assert!((dot_portable(&a, &b) as f64 - exact).abs() < 1e-3);
+    }
+}
