@@ -1,14 +1,17 @@
 //! `models`, `enroll`, `roster`, `identify` and `calibrate`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::UsageError;
+use crate::vision::calibrate::{self, PhotoSet};
 use crate::vision::config::DEFAULT_MODELS_DIR;
 use crate::vision::fetch::{self, Fetched, Verified};
 use crate::vision::manifest::{Manifest, ModelSpec};
+use crate::vision::{Pipeline, VisionConfig};
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
@@ -99,16 +102,25 @@ pub struct IdentifyArgs {
 
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
+    /// Config whose `[vision]` section picks the models (default: the built-in defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    #[arg(long)]
+    /// A labelled photo set, CSV `path,identity` (all genuine and impostor pairs are formed).
+    #[arg(long, conflicts_with = "pairs", required_unless_present = "pairs")]
     pub labels: Option<PathBuf>,
+    /// With --labels: only rows whose `kind` column is one of these (repeatable).
+    #[arg(long = "kind", requires = "labels")]
+    pub kinds: Vec<String>,
+    /// An explicit pair list, CSV `path_a,path_b,same` (same = 1 or 0).
     #[arg(long)]
     pub pairs: Option<PathBuf>,
-    #[arg(long)]
-    pub target_far: Option<f64>,
+    /// The false accept rate the proposed threshold must meet. Default 1e-3.
+    #[arg(long, default_value_t = 1e-3)]
+    pub target_far: f64,
+    /// Also write every pair's score as CSV `path_a,path_b,same,similarity`.
     #[arg(long)]
     pub scores: Option<PathBuf>,
+    /// One JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -242,6 +254,86 @@ pub fn identify(_args: IdentifyArgs) -> anyhow::Result<ExitCode> {
     super::not_yet("identify")
 }
 
-pub fn calibrate(_args: CalibrateArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("calibrate")
+/// The `[vision]` section of `--config`, or the defaults.
+fn vision_config(config: Option<&Path>) -> anyhow::Result<VisionConfig> {
+    Ok(match config {
+        Some(path) => super::load_config(path)?.vision,
+        None => VisionConfig::default(),
+    })
+}
+
+pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    if !(args.target_far > 0.0 && args.target_far < 1.0) {
+        return Err(UsageError(format!(
+            "--target-far {}: expected a rate between 0 and 1",
+            args.target_far
+        ))
+        .into());
+    }
+    let set = match (&args.labels, &args.pairs) {
+        (Some(labels), None) => PhotoSet::from_labels(labels, &args.kinds)?,
+        (None, Some(pairs)) => PhotoSet::from_pairs(pairs)?,
+        _ => return Err(UsageError("give exactly one of --labels and --pairs".into()).into()),
+    };
+    if set.pairs.is_empty() {
+        return Err(UsageError("the photo set forms no pair".into()).into());
+    }
+    let config = vision_config(args.config.as_deref())?;
+    let mut pipeline = Pipeline::load(&config).context("loading the face models")?;
+    let (report, scores, photos) = calibrate::run(&mut pipeline, &set, args.target_far);
+    for (i, r) in photos.iter().enumerate() {
+        if let Some(why) = &r.problem {
+            eprintln!("{}: {why}", set.photos[i]);
+        }
+    }
+    if let Some(path) = &args.scores {
+        let mut w = csv::Writer::from_path(path).with_context(|| format!("{}", path.display()))?;
+        w.write_record(["path_a", "path_b", "same", "similarity"])?;
+        for s in &scores {
+            w.write_record([
+                set.photos[s.a].as_str(),
+                set.photos[s.b].as_str(),
+                if s.same { "1" } else { "0" },
+                &s.similarity.map(|v| format!("{v:.6}")).unwrap_or_default(),
+            ])?;
+        }
+        w.flush()?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opt = |v: Option<f64>, digits: usize| v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
+    let line = |name: &str, s: &calibrate::Stats| {
+        println!(
+            "{name:<9} {:>6} pairs  mean {}  std {}  min {}  max {}",
+            s.count,
+            opt(s.mean, 3),
+            opt(s.std, 3),
+            opt(s.min, 3),
+            opt(s.max, 3)
+        )
+    };
+    println!(
+        "photos    {:>6} ({} without a face)",
+        set.photos.len(),
+        report.no_face
+    );
+    line("genuine", &report.genuine_pairs);
+    line("impostor", &report.impostor_pairs);
+    for (far, tar) in &report.tar_at_far {
+        println!("TAR @ FAR {far}: {}", opt(*tar, 4));
+    }
+    println!("EER       {}", opt(report.eer, 4));
+    println!("rank-1    {}", opt(report.rank1, 4));
+    println!("ms/face   {}", opt(report.ms_per_face, 1));
+    println!(
+        "threshold {} (lowest similarity with FAR <= {}; configured match_threshold {:.3})",
+        report
+            .threshold
+            .map_or("n/a (too few impostor pairs)".to_string(), |t| format!("{t:.4}")),
+        args.target_far,
+        config.match_threshold
+    );
+    Ok(ExitCode::SUCCESS)
 }
