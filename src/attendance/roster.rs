@@ -244,16 +244,36 @@ pub fn load_gallery(conn: &Connection, model: &str, dim: usize) -> Result<Galler
             current = Some((id, r.get(1)?, r.get(2)?));
         }
         let blob: Vec<u8> = r.get(3)?;
-        templates.push(
-            blob.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        );
+        templates.push(decode_vector(&blob));
     }
     if let Some((pid, name, role)) = current {
         gallery.add(&pid, &name, &role, &templates);
     }
     Ok(gallery)
+}
+
+/// The templates of one person for `model`.
+pub fn load_gallery_of(
+    conn: &Connection,
+    model: &str,
+    dim: usize,
+    person_id: &str,
+) -> Result<Vec<Vec<f32>>, RosterError> {
+    let mut stmt = conn.prepare(
+        "SELECT vector FROM templates WHERE model = ?1 AND dim = ?2 AND person_id = ?3 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![model, dim as i64, person_id], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for blob in rows {
+        out.push(decode_vector(&blob?));
+    }
+    Ok(out)
+}
+
+fn decode_vector(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,11 +7,16 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::UsageError;
+use crate::attendance::enroll::{self, EnrollReport};
+use crate::attendance::roster;
+use crate::attendance::{Person, Role};
+use crate::db;
+use crate::logging::mask_id_number;
 use crate::vision::calibrate::{self, PhotoSet};
 use crate::vision::config::DEFAULT_MODELS_DIR;
 use crate::vision::fetch::{self, Fetched, Verified};
 use crate::vision::manifest::{Manifest, ModelSpec};
-use crate::vision::{Pipeline, VisionConfig};
+use crate::vision::{BgrImage, Gallery, Pipeline, Stages, VisionConfig};
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
@@ -59,14 +64,22 @@ pub enum ModelsCommand {
 
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
+    /// The config file (data dir, `[vision]`).
     #[arg(long)]
     pub config: PathBuf,
+    /// The person's id, e.g. the training system's trainee number.
     #[arg(long)]
     pub person: String,
     #[arg(long)]
     pub name: String,
+    /// trainee or teacher.
     #[arg(long)]
     pub role: String,
+    /// ID-card number (stored for the real-name system, shown masked: R15).
+    #[arg(long)]
+    pub id_number: Option<String>,
+    /// Photos of the person, one face each.
+    #[arg(required = true)]
     pub photos: Vec<PathBuf>,
 }
 
@@ -78,16 +91,21 @@ pub struct RosterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RosterCommand {
-    /// Enroll everyone listed in a CSV file.
+    /// Enroll everyone listed in a CSV file: columns person_id, name, role, id_number, then one
+    /// or more photo columns (several paths in one cell separated by `;`). Relative photo paths
+    /// are taken from the CSV's folder. Reports per row; exit 1 when a row had a problem.
     Import {
         #[arg(long)]
         config: PathBuf,
         file: PathBuf,
     },
-    /// Show who is enrolled.
+    /// Show who is enrolled, with template counts (ID numbers masked).
     List {
         #[arg(long)]
         config: PathBuf,
+        /// One JSON object per person.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -95,7 +113,9 @@ pub enum RosterCommand {
 pub struct IdentifyArgs {
     #[arg(long)]
     pub config: PathBuf,
+    #[arg(required = true)]
     pub images: Vec<PathBuf>,
+    /// One JSON object per detected face.
     #[arg(long)]
     pub json: bool,
 }
@@ -242,16 +262,334 @@ impl ModelSelection {
     }
 }
 
-pub fn enroll(_args: EnrollArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("enroll")
+/// Config, database, pipeline and gallery for the commands that use the roster.
+struct Room {
+    conn: rusqlite::Connection,
+    pipeline: Pipeline,
+    gallery: Gallery,
 }
 
-pub fn roster(_args: RosterArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("roster")
+fn open_room(config: &Path) -> anyhow::Result<Room> {
+    let config = super::load_config(config)?;
+    let conn = db::open(&config.device.data_dir)?;
+    let pipeline = Pipeline::load(&config.vision).context("loading the face models")?;
+    let (model, dim) = pipeline.recognition_model();
+    let gallery = roster::load_gallery(&conn, model, dim)?;
+    Ok(Room {
+        conn,
+        pipeline,
+        gallery,
+    })
 }
 
-pub fn identify(_args: IdentifyArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("identify")
+/// Prints an enrollment's photo verdicts and warnings, indented.
+fn print_enroll_report(r: &EnrollReport) {
+    for p in &r.photos {
+        match &p.result {
+            Ok(a) => println!(
+                "  ok        {} (face {} px, sharpness {:.0}{})",
+                p.path.display(),
+                a.face_px,
+                a.sharpness,
+                a.liveness
+                    .map(|l| format!(", liveness {l:.3}"))
+                    .unwrap_or_default()
+            ),
+            Err(why) => println!("  rejected  {}: {why}", p.path.display()),
+        }
+    }
+    for w in &r.warnings {
+        println!("  WARNING   {w}");
+    }
+}
+
+pub fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
+    let role = Role::parse(&args.role).map_err(|e| UsageError(e.to_string()))?;
+    roster::check_person_id(&args.person).map_err(|e| UsageError(e.to_string()))?;
+    let mut room = open_room(&args.config)?;
+    let person = Person {
+        person_id: args.person.clone(),
+        name: args.name.clone(),
+        role,
+        id_number: args.id_number.filter(|s| !s.trim().is_empty()),
+    };
+    let r = enroll::enroll(
+        &mut room.conn,
+        &mut room.pipeline,
+        &mut room.gallery,
+        &person,
+        &args.photos,
+        chrono::Utc::now(),
+    )?;
+    println!(
+        "{} {} ({}{}): {} of {} photo(s) enrolled, {} template(s) in total",
+        person.person_id,
+        person.name,
+        role.as_str(),
+        person
+            .id_number_masked()
+            .map(|m| format!(", {m}"))
+            .unwrap_or_default(),
+        r.added,
+        r.photos.len(),
+        r.templates
+    );
+    print_enroll_report(&r);
+    Ok(if r.rejected() > 0 || r.templates == 0 {
+        ExitCode::from(super::EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn roster(args: RosterArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        RosterCommand::Import { config, file } => roster_import(&config, &file),
+        RosterCommand::List { config, json } => {
+            let config = super::load_config(&config)?;
+            let conn = db::open(&config.device.data_dir)?;
+            let entries = roster::list(&conn, &config.vision.recognition_model)?;
+            let tz = config.device.timezone;
+            for e in &entries {
+                let masked = e.person.id_number_masked();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "person_id": e.person.person_id,
+                            "name": e.person.name,
+                            "role": e.person.role.as_str(),
+                            "id_number": masked,
+                            "templates": e.templates,
+                            "other_model_templates": e.other_templates,
+                            "enrolled": crate::clock::rfc3339_us(e.enrolled_us, tz),
+                        })
+                    );
+                } else {
+                    println!(
+                        "{:<16} {:<20} {:<8} {:<20} {:>3} template(s){}",
+                        e.person.person_id,
+                        e.person.name,
+                        e.person.role.as_str(),
+                        masked.unwrap_or_else(|| "-".into()),
+                        e.templates,
+                        if e.other_templates > 0 {
+                            format!(" (+{} of another model: re-enroll)", e.other_templates)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+            if !json {
+                let templates: usize = entries.iter().map(|e| e.templates).sum();
+                println!("{} person(s), {templates} template(s)", entries.len());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn roster_import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("{}: cannot read the roster", file.display()))?;
+    let headers: Vec<String> = reader.headers()?.iter().map(|h| h.to_ascii_lowercase()).collect();
+    let col = |name: &str| {
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            UsageError(format!(
+                "{}: no column {name} (columns: {})",
+                file.display(),
+                headers.join(",")
+            ))
+        })
+    };
+    let (c_id, c_name, c_role, c_idn) = (col("person_id")?, col("name")?, col("role")?, col("id_number")?);
+    let photo_cols: Vec<usize> = (0..headers.len())
+        .filter(|i| ![c_id, c_name, c_role, c_idn].contains(i))
+        .collect();
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut room = open_room(config)?;
+    let (mut rows, mut bad_rows, mut enrolled) = (0, 0, 0);
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        rows += 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                println!("row {line}: unreadable: {e}");
+                bad_rows += 1;
+                continue;
+            }
+        };
+        let field = |c: usize| record.get(c).unwrap_or("").to_string();
+        let id_number = Some(field(c_idn)).filter(|s| !s.is_empty());
+        // R15: only the masked number is ever printed.
+        let masked = id_number
+            .as_deref()
+            .map(mask_id_number)
+            .unwrap_or_else(|| "-".into());
+        let head = format!("row {line}: {} {} ({masked})", field(c_id), field(c_name));
+        let role = match Role::parse(&field(c_role)) {
+            Ok(r) => r,
+            Err(e) => {
+                println!("{head}: {e}");
+                bad_rows += 1;
+                continue;
+            }
+        };
+        let photos: Vec<PathBuf> = photo_cols
+            .iter()
+            .flat_map(|&c| {
+                field(c)
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .map(|p| {
+                let p = PathBuf::from(p);
+                if p.is_absolute() { p } else { base.join(p) }
+            })
+            .collect();
+        if photos.is_empty() {
+            println!("{head}: no photo given");
+            bad_rows += 1;
+            continue;
+        }
+        let person = Person {
+            person_id: field(c_id),
+            name: field(c_name),
+            role,
+            id_number,
+        };
+        match enroll::enroll(
+            &mut room.conn,
+            &mut room.pipeline,
+            &mut room.gallery,
+            &person,
+            &photos,
+            chrono::Utc::now(),
+        ) {
+            Ok(r) => {
+                println!(
+                    "{head}: {} of {} photo(s) enrolled, {} template(s){}",
+                    r.added,
+                    r.photos.len(),
+                    r.templates,
+                    if r.warnings.is_empty() {
+                        ""
+                    } else {
+                        ", see warnings"
+                    }
+                );
+                print_enroll_report(&r);
+                if r.templates > 0 {
+                    enrolled += 1;
+                }
+                if r.rejected() > 0 || r.templates == 0 {
+                    bad_rows += 1;
+                }
+            }
+            Err(e) => {
+                println!("{head}: {e}");
+                bad_rows += 1;
+            }
+        }
+    }
+    println!("{rows} row(s): {enrolled} person(s) enrolled, {bad_rows} row(s) with problems");
+    Ok(if bad_rows > 0 {
+        ExitCode::from(super::EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Rounds for JSON output (no 0.92999995 artefacts).
+fn r4(v: f32) -> f64 {
+    (v as f64 * 1e4).round() / 1e4
+}
+
+pub fn identify(args: IdentifyArgs) -> anyhow::Result<ExitCode> {
+    let mut room = open_room(&args.config)?;
+    let mut problems = 0;
+    for path in &args.images {
+        let img = match BgrImage::load(path) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("classproof: {e}");
+                problems += 1;
+                continue;
+            }
+        };
+        let faces = room.pipeline.analyse(&img, Stages::ALL)?;
+        if faces.is_empty() && !args.json {
+            println!("{}: no face", path.display());
+        }
+        for f in &faces {
+            let d = &f.detection;
+            let live = f.liveness.map(|l| l.real()).unwrap_or(0.0);
+            let id = f
+                .embedding
+                .as_ref()
+                .and_then(|e| room.pipeline.identify(&room.gallery, e));
+            let accepted = id.as_ref().filter(|i| i.accepted);
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "image": path.display().to_string(),
+                        "box": [r1(d.x), r1(d.y), r1(d.w), r1(d.h)],
+                        "det_score": r4(d.score),
+                        "liveness": r4(live),
+                        "person_id": accepted.map(|i| &i.person_id),
+                        "name": accepted.map(|i| &i.name),
+                        "similarity": id.as_ref().map(|i| r4(i.similarity)),
+                        "margin": id.as_ref().and_then(|i| i.margin).map(r4),
+                    })
+                );
+            } else {
+                let who = match &id {
+                    Some(i) if i.accepted => {
+                        format!("{} ({}) similarity {:.3}", i.person_id, i.name, i.similarity)
+                    }
+                    Some(i) => format!("unknown (closest {} at {:.3})", i.person_id, i.similarity),
+                    None => "unknown (nobody enrolled)".into(),
+                };
+                println!(
+                    "{}: face at {:.0},{:.0} {:.0}x{:.0} score {:.3} liveness {:.3}{} -> {who}",
+                    path.display(),
+                    d.x,
+                    d.y,
+                    d.w,
+                    d.h,
+                    d.score,
+                    live,
+                    if f.liveness.is_some_and(|l| room.pipeline.is_live(&l)) {
+                        ""
+                    } else {
+                        " SPOOF?"
+                    },
+                );
+            }
+        }
+    }
+    Ok(if problems > 0 {
+        ExitCode::from(super::EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn r1(v: f32) -> f64 {
+    (v as f64 * 10.0).round() / 10.0
 }
 
 /// The `[vision]` section of `--config`, or the defaults.

@@ -33,7 +33,11 @@ pub const DEFAULT_LIVENESS_THRESHOLD: f32 = 0.5;
 pub const DEFAULT_ENROLL_MIN_FACE: u32 = 80;
 /// Default smallest sharpness accepted for enrollment (variance of the Laplacian of the
 /// aligned 112×112 grey crop).
-pub const DEFAULT_ENROLL_MIN_SHARPNESS: f32 = 20.0;
+pub const DEFAULT_ENROLL_MIN_SHARPNESS: f32 = 50.0;
+/// Default smallest detector score of an enrollment face: stricter than detection, so that an
+/// animal or a face-like pattern is "no face" at enrollment (faces-dev: real faces ≥ 0.90,
+/// a dog 0.85).
+pub const DEFAULT_ENROLL_MIN_SCORE: f32 = 0.9;
 
 /// `[vision]`.
 #[derive(Debug, Clone)]
@@ -64,8 +68,10 @@ pub struct VisionConfig {
     pub liveness_threshold: f32,
     /// Smallest face accepted at enrollment (pixels). Default 80, 16 to 2000.
     pub enroll_min_face: u32,
-    /// Smallest sharpness accepted at enrollment. Default 20, 0 to 10000.
+    /// Smallest sharpness accepted at enrollment. Default 50, 0 to 10000.
     pub enroll_min_sharpness: f32,
+    /// Smallest detector score of an enrollment face. Default 0.9, from 0.1 to 0.99.
+    pub enroll_min_score: f32,
     /// Similarity to another enrolled person above which enrollment warns of a possible
     /// duplicate or swapped identity. Default: `match_threshold`.
     pub duplicate_threshold: f32,
@@ -90,6 +96,7 @@ impl Default for VisionConfig {
             liveness_threshold: DEFAULT_LIVENESS_THRESHOLD,
             enroll_min_face: DEFAULT_ENROLL_MIN_FACE,
             enroll_min_sharpness: DEFAULT_ENROLL_MIN_SHARPNESS,
+            enroll_min_score: DEFAULT_ENROLL_MIN_SCORE,
             duplicate_threshold: DEFAULT_MATCH_THRESHOLD,
             enroll_liveness: true,
         }
@@ -126,6 +133,7 @@ impl VisionConfig {
                 .integer(p, "enroll_min_face", 16, 2000)
                 .map_or(d.enroll_min_face, |x| x as u32),
             enroll_min_sharpness: f(p, "enroll_min_sharpness", 0.0, 10000.0, d.enroll_min_sharpness),
+            enroll_min_score: f(p, "enroll_min_score", 0.1, 0.99, d.enroll_min_score),
             duplicate_threshold: f(p, "duplicate_threshold", -1.0, 1.0, match_threshold),
             enroll_liveness: s.bool(p, "enroll_liveness").unwrap_or(d.enroll_liveness),
         }

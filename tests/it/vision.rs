@@ -249,3 +249,42 @@ fn every_stage_matches_the_reference_pipeline() {
         );
     }
 }
+
+/// Not a check: prints, for every photo of faces-dev, what the enrollment checks see (faces,
+/// size, sharpness, liveness). Used to choose the defaults in docs/calibration.md:
+/// `cargo test --release --test it vision::survey -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn survey_faces_dev() {
+    let mut p = pipeline();
+    let root = shared().join("faces-dev");
+    let mut rows: Vec<String> = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let Ok(img) = BgrImage::load(&path) else { continue };
+            let faces = p.analyse(&img, Stages::ALL).unwrap();
+            let rel = path.strip_prefix(&root).unwrap().display().to_string();
+            match largest(faces.clone()) {
+                None => rows.push(format!("{rel:<60} faces 0")),
+                Some(f) => rows.push(format!(
+                    "{rel:<60} faces {} size {:>4.0} score {:.3} sharp {:>7.1} live {:.3}",
+                    faces.len(),
+                    f.detection.size(),
+                    f.detection.score,
+                    f.sharpness,
+                    f.liveness.unwrap().real()
+                )),
+            }
+        }
+    }
+    rows.sort();
+    for r in rows {
+        println!("{r}");
+    }
+}
