@@ -204,13 +204,13 @@ pub fn check_image(pipeline: &mut Pipeline, img: &BgrImage) -> Result<Accepted, 
             min: cfg.enroll_min_sharpness,
         });
     }
-    if let Some(l) = &face.liveness {
-        if !pipeline.is_live(l) {
-            return Err(Rejection::Spoof {
-                real: l.real(),
-                threshold: cfg.liveness_threshold,
-            });
-        }
+    if let Some(l) = &face.liveness
+        && !pipeline.is_live(l)
+    {
+        return Err(Rejection::Spoof {
+            real: l.real(),
+            threshold: cfg.liveness_threshold,
+        });
     }
     Ok(Accepted {
         embedding: face.embedding.ok_or(Rejection::NoFace)?,
@@ -241,10 +241,10 @@ pub fn enroll(
     for path in photos {
         let sha256 = sha256_file(path).ok().map(|(s, _)| s);
         let mut result = check_photo(pipeline, path);
-        if let (Ok(_), Some(sha)) = (&result, &sha256) {
-            if roster::has_photo(conn, &person.person_id, &model, sha)? {
-                result = Err(Rejection::AlreadyEnrolled);
-            }
+        if let (Ok(_), Some(sha)) = (&result, &sha256)
+            && roster::has_photo(conn, &person.person_id, &model, sha)?
+        {
+            result = Err(Rejection::AlreadyEnrolled);
         }
         if let Err(why) = &result {
             tracing::info!(person = %person.person_id, photo = %path.display(), reason = why.code(), "enrollment photo rejected");
@@ -263,16 +263,16 @@ pub fn enroll(
         .collect();
     let mut warnings = Vec::new();
     for (o, a) in &accepted {
-        if let Some(m) = gallery.search_excluding(&a.embedding, Some(&person.person_id)) {
-            if m.similarity >= cfg.duplicate_threshold {
-                let p = &gallery.persons()[m.person];
-                warnings.push(Warning::LooksLike {
-                    photo: o.path.clone(),
-                    person_id: p.person_id.clone(),
-                    name: p.name.clone(),
-                    similarity: m.similarity,
-                });
-            }
+        if let Some(m) = gallery.search_excluding(&a.embedding, Some(&person.person_id))
+            && m.similarity >= cfg.duplicate_threshold
+        {
+            let p = &gallery.persons()[m.person];
+            warnings.push(Warning::LooksLike {
+                photo: o.path.clone(),
+                person_id: p.person_id.clone(),
+                name: p.name.clone(),
+                similarity: m.similarity,
+            });
         }
     }
     for (i, (oa, a)) in accepted.iter().enumerate() {
@@ -292,13 +292,13 @@ pub fn enroll(
     if !earlier.is_empty() {
         own.add(&person.person_id, &person.name, person.role.as_str(), &earlier);
         for (o, a) in &accepted {
-            if let Some(m) = own.search(&a.embedding) {
-                if m.similarity < cfg.match_threshold {
-                    warnings.push(Warning::UnlikeEnrolled {
-                        photo: o.path.clone(),
-                        similarity: m.similarity,
-                    });
-                }
+            if let Some(m) = own.search(&a.embedding)
+                && m.similarity < cfg.match_threshold
+            {
+                warnings.push(Warning::UnlikeEnrolled {
+                    photo: o.path.clone(),
+                    similarity: m.similarity,
+                });
             }
         }
     }

@@ -235,10 +235,10 @@ pub fn load_gallery(conn: &Connection, model: &str, dim: usize) -> Result<Galler
     let mut templates: Vec<Vec<f32>> = Vec::new();
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
-        if current.as_ref().is_some_and(|c| c.0 != id) {
-            if let Some((pid, name, role)) = current.take() {
-                gallery.add(&pid, &name, &role, &std::mem::take(&mut templates));
-            }
+        if current.as_ref().is_some_and(|c| c.0 != id)
+            && let Some((pid, name, role)) = current.take()
+        {
+            gallery.add(&pid, &name, &role, &std::mem::take(&mut templates));
         }
         if current.is_none() {
             current = Some((id, r.get(1)?, r.get(2)?));

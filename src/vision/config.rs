@@ -33,7 +33,7 @@ pub const DEFAULT_LIVENESS_THRESHOLD: f32 = 0.5;
 pub const DEFAULT_ENROLL_MIN_FACE: u32 = 80;
 /// Default smallest sharpness accepted for enrollment (variance of the Laplacian of the
 /// aligned 112×112 grey crop).
-pub const DEFAULT_ENROLL_MIN_SHARPNESS: f32 = 50.0;
+pub const DEFAULT_ENROLL_MIN_SHARPNESS: f32 = 100.0;
 /// Default smallest detector score of an enrollment face: stricter than detection, so that an
 /// animal or a face-like pattern is "no face" at enrollment (faces-dev: real faces ≥ 0.90,
 /// a dog 0.85).
@@ -68,7 +68,7 @@ pub struct VisionConfig {
     pub liveness_threshold: f32,
     /// Smallest face accepted at enrollment (pixels). Default 80, 16 to 2000.
     pub enroll_min_face: u32,
-    /// Smallest sharpness accepted at enrollment. Default 50, 0 to 10000.
+    /// Smallest sharpness accepted at enrollment. Default 100, 0 to 10000.
     pub enroll_min_sharpness: f32,
     /// Smallest detector score of an enrollment face. Default 0.9, from 0.1 to 0.99.
     pub enroll_min_score: f32,

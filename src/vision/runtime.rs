@@ -23,31 +23,34 @@ pub struct Runtime {
     threads: usize,
 }
 
-/// The library path loaded by this process (ONNX Runtime can be loaded only once).
-static LOADED: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The library loaded by this process and its environment: ONNX Runtime allows one library
+/// and one environment per process, shared by every pipeline.
+static LOADED: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
 
 impl Runtime {
-    /// Loads the ONNX Runtime library. `threads` is the intra-op thread count of each session.
+    /// Loads the ONNX Runtime library (once per process). `threads` is the intra-op thread
+    /// count of each session.
     pub fn load(library: &Path, threads: usize) -> Result<Runtime, VisionError> {
         let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-        match loaded.as_deref() {
-            Some(p) if p != library => {
+        if let Some((p, env)) = loaded.as_ref() {
+            if p != library {
                 return Err(VisionError::Runtime(format!(
                     "{}: ONNX Runtime was already loaded from {} in this process",
                     library.display(),
                     p.display()
                 )));
             }
-            Some(_) => {}
-            None => {
-                if !library.is_file() {
-                    return Err(VisionError::Runtime(format!(
-                        "{}: no such file (the ONNX Runtime shared library; deploy/setup.sh \
-                         installs it, or set vision.ort_library)",
-                        library.display()
-                    )));
-                }
-            }
+            return Ok(Runtime {
+                env: env.clone(),
+                threads: threads.max(1),
+            });
+        }
+        if !library.is_file() {
+            return Err(VisionError::Runtime(format!(
+                "{}: no such file (the ONNX Runtime shared library; deploy/setup.sh installs it, \
+                 or set vision.ort_library)",
+                library.display()
+            )));
         }
         let builder = ort::init_from(library).map_err(|e| {
             VisionError::Runtime(format!(
@@ -59,7 +62,7 @@ impl Runtime {
             .with_name("classproof")
             .build()
             .map_err(|e| VisionError::Runtime(format!("cannot create the ONNX Runtime environment: {e}")))?;
-        *loaded = Some(library.to_path_buf());
+        *loaded = Some((library.to_path_buf(), env.clone()));
         Ok(Runtime {
             env,
             threads: threads.max(1),
