@@ -134,6 +134,27 @@ impl Letterbox {
     }
 }
 
+/// Writes `src` (at most `iw × ih`) into the planar input tensor at the top-left, the rest
+/// padded with the normalised value of black, without an intermediate canvas.
+fn letterbox_chw(src: &BgrImage, iw: usize, ih: usize, input: &InputSpec, out: &mut [f32]) {
+    let plane = iw * ih;
+    let pad = (0.0 - input.mean) * input.scale;
+    out.fill(pad);
+    let order = match input.channel_order {
+        super::manifest::ChannelOrder::Bgr => [0, 1, 2],
+        super::manifest::ChannelOrder::Rgb => [2, 1, 0],
+    };
+    for y in 0..src.height.min(ih) {
+        let row = &src.data[y * src.width * 3..(y + 1) * src.width * 3];
+        for (c, &ch) in order.iter().enumerate() {
+            let dst = &mut out[c * plane + y * iw..c * plane + y * iw + src.width.min(iw)];
+            for (d, px) in dst.iter_mut().zip(row.chunks_exact(3)) {
+                *d = (px[ch] as f32 - input.mean) * input.scale;
+            }
+        }
+    }
+}
+
 /// YuNet on ONNX Runtime.
 pub struct Detector {
     session: Session,
@@ -162,22 +183,14 @@ impl Detector {
     pub fn detect(&mut self, frame: &BgrImage, p: &DetectParams) -> Result<Vec<Detection>, VisionError> {
         let (iw, ih) = self.input_size();
         let lb = Letterbox::new(frame.width, frame.height, iw, ih);
-        let resized = if (lb.width, lb.height) == (frame.width, frame.height) {
-            frame.clone()
+        let resized;
+        let src = if (lb.width, lb.height) == (frame.width, frame.height) {
+            frame
         } else {
-            frame.resize(lb.width, lb.height)?
+            resized = frame.resize(lb.width, lb.height)?;
+            &resized
         };
-        let mut canvas = BgrImage::zeros(iw, ih);
-        for y in 0..lb.height {
-            let src = &resized.data[y * lb.width * 3..(y + 1) * lb.width * 3];
-            canvas.data[y * iw * 3..y * iw * 3 + lb.width * 3].copy_from_slice(src);
-        }
-        canvas.write_chw(
-            self.input.channel_order,
-            self.input.mean,
-            self.input.scale,
-            &mut self.tensor,
-        );
+        letterbox_chw(src, iw, ih, &self.input, &mut self.tensor);
 
         let input = TensorRef::from_array_view(([1usize, 3, ih, iw], &self.tensor[..]))
             .map_err(|e| VisionError::Inference(format!("detector input: {e}")))?;

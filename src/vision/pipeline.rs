@@ -194,3 +194,16 @@ impl Pipeline {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipeline_moves_to_its_worker_thread_and_a_gallery_is_shared() {
+        fn send<T: Send>() {}
+        fn sync<T: Send + Sync>() {}
+        send::<Pipeline>();
+        sync::<Gallery>();
+    }
+}
