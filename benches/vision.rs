@@ -84,6 +84,7 @@ fn stages(c: &mut Criterion) {
     });
 
     let mut g = c.benchmark_group("vision/pipeline");
+    g.sample_size(20);
     g.throughput(Throughput::Elements(3));
     g.bench_function("frame_3_faces", |b| {
         b.iter(|| black_box(p.analyse(&frame, Stages::ALL).unwrap()))
