@@ -116,6 +116,7 @@ const GRAPH_INITIALIZER: u64 = 5;
 const GRAPH_INPUT: u64 = 11;
 const GRAPH_OUTPUT: u64 = 12;
 const NODE_INPUT: u64 = 1;
+const NODE_OUTPUT: u64 = 2;
 const NODE_OP_TYPE: u64 = 4;
 const VALUE_INFO_TYPE: u64 = 2;
 const TYPE_TENSOR: u64 = 1;
@@ -181,17 +182,27 @@ pub fn dynamic_batch(model: &[u8], embedding_dim: usize) -> Option<Vec<u8>> {
     let graph = top.iter_mut().find(|f| f.number == MODEL_GRAPH && f.wire == 2)?;
     let mut g = parse(&graph.bytes)?;
 
+    // The graph's output name: the only Reshape we may touch is the one producing it (a
+    // Reshape inside the network, e.g. a flatten before a dense layer, has another target).
+    let output_name = {
+        let out = g.iter().find(|f| f.number == GRAPH_OUTPUT)?;
+        string_of(&parse(&out.bytes)?, 1)?
+    };
     // Names of the constant shapes fed to Reshape nodes.
     let mut reshape_targets = Vec::new();
     for node in g.iter().filter(|f| f.number == GRAPH_NODE) {
         let n = parse(&node.bytes)?;
         if string_of(&n, NODE_OP_TYPE).as_deref() == Some("Reshape") {
-            let inputs: Vec<String> = n
-                .iter()
-                .filter(|f| f.number == NODE_INPUT)
-                .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
-                .collect();
-            reshape_targets.push(inputs.get(1)?.clone());
+            let text = |number| -> Vec<String> {
+                n.iter()
+                    .filter(|f| f.number == number)
+                    .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+                    .collect()
+            };
+            if text(NODE_OUTPUT) != [output_name.clone()] {
+                return None;
+            }
+            reshape_targets.push(text(NODE_INPUT).get(1)?.clone());
         }
     }
     let mut fixed_reshapes = 0;

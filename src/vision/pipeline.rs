@@ -94,6 +94,11 @@ impl Pipeline {
         (&self.embedder.model, self.embedder.dim())
     }
 
+    /// True when several faces go through the recognition model in one inference.
+    pub fn embedding_batched(&self) -> bool {
+        self.embedder.batched()
+    }
+
     /// An empty gallery for this pipeline's recognition model.
     pub fn empty_gallery(&self) -> Gallery {
         Gallery::new(&self.embedder.model, self.embedder.dim())

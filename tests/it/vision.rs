@@ -384,6 +384,10 @@ fn golden_embedding_of_a_fixed_aligned_crop_is_reproduced() {
 #[test]
 fn batched_embeddings_equal_one_by_one_embeddings() {
     let mut p = pipeline();
+    assert!(
+        p.embedding_batched(),
+        "fr_feature was not made batchable (onnx_edit)"
+    );
     let mut crops = Vec::new();
     for name in [
         "obama.jpg",
