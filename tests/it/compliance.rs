@@ -1,1 +1,377 @@
-//! Integration tests for the compliance room.
+//! Integration tests for the compliance room (issue 3): `report` and `events` on real SQLite
+//! files written with the segment index's own functions; then the daemon on a real RTSP
+//! camera, with outages at chosen moments.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use classproof::config::Config;
+use classproof::daemon::verdicts::Judge;
+use classproof::db;
+use classproof::media::index::{self, SegmentState};
+use classproof::media::{ClosedSegment, GapCause};
+use serde_json::Value;
+
+use crate::support::{Scene, classproof};
+
+const S: i64 = 1_000_000;
+/// 2026-11-22T10:00:00+08:00.
+const T0: i64 = 1_795_312_800 * S;
+
+fn t(sec: f64) -> i64 {
+    T0 + (sec * 1e6).round() as i64
+}
+
+/// The custom profile of issue 3, scaled to seconds.
+const RULES: &str = r#"
+[rules]
+profile = "custom"
+base = "henan"
+min_class_hour = "60s"
+practical_min_run = "15s"
+continuity_tolerance = "2s"
+"#;
+
+/// Writes segments and gaps of camera `front` into the scene's database.
+struct Index {
+    conn: rusqlite::Connection,
+    camera: String,
+}
+
+impl Index {
+    fn open(scene: &Scene) -> Index {
+        Index {
+            conn: db::open(&scene.data_dir()).unwrap(),
+            camera: "front".into(),
+        }
+    }
+
+    /// A closed segment [a, b) s of `stream`.
+    fn segment(&mut self, stream: &str, seq: u32, a: f64, b: f64, state: SegmentState) {
+        let tx = db::write_tx(&mut self.conn).unwrap();
+        let seg = ClosedSegment {
+            camera: self.camera.clone(),
+            stream_id: stream.into(),
+            stream_seq: seq,
+            path: PathBuf::from(format!("video/{}/{stream}-{seq}.mp4", self.camera)),
+            codec: "h264".into(),
+            start: classproof::clock::from_us(t(a)),
+            end: classproof::clock::from_us(t(b)),
+            media_duration: Duration::from_micros((t(b) - t(a)) as u64),
+            bytes: 1,
+            sha256: "00".into(),
+        };
+        index::insert_recording_segment(&tx, &self.camera, stream, seq, &seg.path, "h264", t(a)).unwrap();
+        index::finish_segment(&tx, &seg, state, None).unwrap();
+        tx.commit().unwrap();
+    }
+
+    /// Segments of 10 s (the last shorter) covering [a, b) s, one stream.
+    fn run(&mut self, stream: &str, a: f64, b: f64) {
+        let (mut x, mut seq) = (a, 0);
+        while x < b {
+            let y = (x + 10.0).min(b);
+            self.segment(stream, seq, x, y, SegmentState::Closed);
+            x = y;
+            seq += 1;
+        }
+    }
+
+    fn gap(&mut self, a: f64, b: Option<f64>, cause: GapCause) {
+        let tx = db::write_tx(&mut self.conn).unwrap();
+        let id = index::open_gap(&tx, &self.camera, t(a), cause, "", t(a)).unwrap();
+        if let Some(b) = b {
+            index::close_gap(&tx, id, t(b), None).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
+
+const SESSION_S1: &str = r#"
+[[camera]]
+id = "front"
+url = "rtsp://127.0.0.1:9/cam"
+
+[[session]]
+id = "s1"
+class_id = "c1"
+kind = "practical"
+cameras = ["front"]
+start = "2026-11-22T10:00:00+08:00"
+class_hours = 3
+class_hour = "60s"
+break = "0s"
+"#;
+
+/// Hour 1 recorded whole; hour 2 cut into runs of 10, 13 and 13 s by a camera drop and a
+/// damaged segment; hour 3 nothing (the daemon went down at 120 s and is still down).
+fn recorded_scene() -> (Scene, PathBuf) {
+    let scene = Scene::new();
+    let cfg = scene.config(&format!("{RULES}{SESSION_S1}"));
+    let mut ix = Index::open(&scene);
+    ix.run("a", -5.0, 70.0);
+    ix.gap(70.0, Some(75.0), GapCause::CameraLost);
+    ix.segment("b", 0, 75.0, 88.0, SegmentState::Closed);
+    ix.segment("b", 1, 88.0, 95.0, SegmentState::Damaged);
+    ix.segment("b", 2, 95.0, 108.0, SegmentState::Recovered);
+    ix.gap(108.0, Some(120.0), GapCause::Stall);
+    ix.gap(120.0, None, GapCause::DaemonDown);
+    (scene, cfg)
+}
+
+fn report(cfg: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["report", "--config", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = classproof(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(s: &str) -> Vec<Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn report_json_judges_each_class_hour_from_the_index() {
+    let (_scene, cfg) = recorded_scene();
+    let (code, out, err) = report(
+        &cfg,
+        &["--session", "s1", "--json", "--at", "2026-11-22T10:05:00+08:00"],
+    );
+    assert_eq!(code, 1, "a failed class hour exits 1: {err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["session"], "s1");
+    assert_eq!(r["class_id"], "c1");
+    assert_eq!(r["kind"], "practical");
+    assert_eq!(r["profile"], "custom");
+    assert_eq!(
+        r["summary"],
+        serde_json::json!({"pass": 1, "fail": 2, "pending": 0, "at_risk": 0})
+    );
+    let h = &r["class_hours"];
+    // Hour 1: recording that started before the hour counts from its start.
+    assert_eq!(h[0]["index"], 1);
+    assert_eq!(h[0]["start"], "2026-11-22T10:00:00.000+08:00");
+    assert_eq!(h[0]["end"], "2026-11-22T10:01:00.000+08:00");
+    assert_eq!(h[0]["rule"], "R2");
+    assert_eq!(h[0]["verdict"], "pass");
+    assert_eq!(h[0]["longest_run_s"], 60.0);
+    assert_eq!(h[0]["holes"], serde_json::json!([]));
+    // Hour 2: 60–70, 75–88, 95–108: no run reaches 15 s.
+    assert_eq!(h[1]["verdict"], "fail");
+    assert_eq!(h[1]["longest_run_s"], 13.0);
+    assert_eq!(h[1]["recorded_s"], 36.0);
+    let holes: Vec<(String, String, String)> = h[1]["holes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["start"].as_str().unwrap()[11..19].to_string(),
+                x["end"].as_str().unwrap()[11..19].to_string(),
+                x["cause"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        holes,
+        [
+            ("10:01:10".into(), "10:01:15".into(), "camera_lost".into()),
+            ("10:01:28".into(), "10:01:35".into(), "damaged".into()),
+            ("10:01:48".into(), "10:02:00".into(), "stall".into()),
+        ]
+    );
+    // Hour 3: the daemon is down (an open gap): a hole up to the end.
+    assert_eq!(h[2]["verdict"], "fail");
+    assert_eq!(h[2]["recorded_s"], 0.0);
+    assert_eq!(h[2]["holes"][0]["cause"], "daemon_down");
+}
+
+#[test]
+fn report_as_of_a_moment_inside_the_hour() {
+    let (_scene, cfg) = recorded_scene();
+    let verdict_at = |at: &str| {
+        let (_, out, err) = report(&cfg, &["--session", "s1", "--json", "--at", at]);
+        let r = json_lines(&out);
+        assert!(!r.is_empty(), "{err}");
+        r[0]["class_hours"][2]["verdict"].as_str().unwrap().to_string()
+    };
+    // Hour 3 (10:02:00–10:03:00) without recording: pending while a 15 s run still fits,
+    // at risk at 10:02:45, failed right after.
+    assert_eq!(verdict_at("2026-11-22T10:01:30+08:00"), "pending");
+    assert_eq!(verdict_at("2026-11-22T10:02:44+08:00"), "pending");
+    assert_eq!(verdict_at("2026-11-22T10:02:45+08:00"), "at_risk");
+    assert_eq!(verdict_at("2026-11-22T10:02:45.5+08:00"), "fail");
+    let (code, _, _) = report(&cfg, &["--session", "s1", "--at", "2026-11-22T10:00:30+08:00"]);
+    assert_eq!(code, 0, "nothing failed yet");
+}
+
+#[test]
+fn report_table_is_readable() {
+    let (_scene, cfg) = recorded_scene();
+    let (_, out, err) = report(&cfg, &["--session", "s1", "--at", "2026-11-22T10:05:00+08:00"]);
+    for want in [
+        "session s1  class c1  practical  profile custom  cameras front",
+        "2026-11-22 (times Asia/Shanghai), as of 2026-11-22T10:05:00.000+08:00",
+        "  1  10:00:00  10:01:00  R2    pass        15.0s     1m00s     1m00s",
+        "  2  10:01:00  10:02:00  R2    fail        15.0s     13.0s     36.0s",
+        "hole 10:01:10–10:01:15     5.0s  camera_lost",
+        "summary: 1 pass, 2 fail, 0 at risk, 0 pending",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}{err}");
+    }
+}
+
+#[test]
+fn report_by_date_names_daily_occurrences() {
+    let scene = Scene::new();
+    let cfg = scene.config(&format!(
+        "{RULES}{SESSION_S1}
+[[session]]
+id = \"daily\"
+class_id = \"c2\"
+kind = \"theory\"
+cameras = [\"front\"]
+start = \"10:00\"
+class_hours = 2
+class_hour = \"60s\"
+break = \"0s\"
+"
+    ));
+    let mut ix = Index::open(&scene);
+    ix.run("a", 0.0, 100.0);
+    let (code, out, err) = report(
+        &cfg,
+        &[
+            "--date",
+            "2026-11-22",
+            "--json",
+            "--at",
+            "2026-11-22T12:00:00+08:00",
+        ],
+    );
+    let rs = json_lines(&out);
+    let names: Vec<&str> = rs.iter().map(|r| r["session"].as_str().unwrap()).collect();
+    assert_eq!(names, ["s1", "daily@2026-11-22"], "{err}");
+    assert_eq!(code, 1);
+    // R1: the theory hour 2 has a hole from 100 s on.
+    assert_eq!(rs[1]["class_hours"][0]["rule"], "R1");
+    assert_eq!(rs[1]["class_hours"][0]["verdict"], "pass");
+    assert_eq!(rs[1]["class_hours"][1]["verdict"], "fail");
+    // The same occurrence by name, and by id plus date.
+    for args in [
+        vec!["--session", "daily@2026-11-22"],
+        vec!["--session", "daily", "--date", "2026-11-22"],
+    ] {
+        let mut a = args.clone();
+        a.extend(["--json", "--at", "2026-11-22T12:00:00+08:00"]);
+        let (_, out, _) = report(&cfg, &a);
+        assert_eq!(json_lines(&out)[0]["session"], "daily@2026-11-22", "{args:?}");
+    }
+    // The next day: only the daily session, not yet started.
+    let (code, out, _) = report(
+        &cfg,
+        &[
+            "--date",
+            "2026-11-23",
+            "--json",
+            "--at",
+            "2026-11-23T09:00:00+08:00",
+        ],
+    );
+    let rs = json_lines(&out);
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0]["session"], "daily@2026-11-23");
+    assert_eq!(rs[0]["summary"]["pending"], 2);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn report_refuses_unknown_sessions_and_bad_dates() {
+    let (_scene, cfg) = recorded_scene();
+    for (args, want) in [
+        (vec!["--session", "nope"], "no such session"),
+        (vec!["--session", "s1@2026-11-22"], "one-off session"),
+        (
+            vec!["--session", "s1", "--date", "2026-11-23"],
+            "one-off session on 2026-11-22",
+        ),
+        (vec!["--date", "22.11.2026"], "expected YYYY-MM-DD"),
+    ] {
+        let (code, _, err) = report(&cfg, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn report_without_a_database_judges_on_nothing() {
+    let scene = Scene::new();
+    let cfg = scene.config(&format!("{RULES}{SESSION_S1}"));
+    let (code, out, err) = report(
+        &cfg,
+        &["--session", "s1", "--json", "--at", "2026-11-22T11:00:00+08:00"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no database"), "{err}");
+    assert_eq!(json_lines(&out)[0]["summary"]["fail"], 3);
+    assert!(
+        !scene.data_dir().join("classproof.db").exists(),
+        "report must not create the database"
+    );
+}
+
+#[test]
+fn events_lists_what_the_judge_wrote() {
+    let (scene, cfg) = recorded_scene();
+    // The judge as the daemon runs it, at chosen moments.
+    let config = Arc::new(Config::load(&cfg).unwrap());
+    let mut conn = db::open(&scene.data_dir()).unwrap();
+    let mut judge = Judge::new(&conn, config, t(-60.0)).unwrap();
+    for now in [15.0, 66.0, 107.9, 126.0, 165.0, 166.0, 200.0] {
+        judge.step(&mut conn, t(now)).unwrap();
+    }
+    drop(conn);
+    let events = |extra: &[&str]| {
+        let mut args = vec!["events", "--config", cfg.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let out = classproof(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json_lines(&String::from_utf8_lossy(&out.stdout))
+    };
+    let all = events(&["--type", "class_hour_*"]);
+    let seen: Vec<(String, String, i64, String)> = all
+        .iter()
+        .map(|e| {
+            (
+                e["time"].as_str().unwrap()[11..19].to_string(),
+                e["type"].as_str().unwrap().to_string(),
+                e["class_hour"].as_i64().unwrap(),
+                e["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String, i64, String)> = [
+        ("10:00:15", "class_hour_pass", 1, "pass"),
+        ("10:01:06", "class_hour_final", 1, "pass"),
+        // Hour 2 at 107.9 s: runs of 10 and 13 s, the last one alive: 13 + 12 ≥ 15, at risk.
+        ("10:01:47", "class_hour_at_risk", 2, "at_risk"),
+        ("10:02:06", "class_hour_final", 2, "fail"),
+        ("10:02:45", "class_hour_at_risk", 3, "at_risk"),
+        ("10:02:46", "class_hour_fail", 3, "fail"),
+        ("10:03:20", "class_hour_final", 3, "fail"),
+    ]
+    .iter()
+    .map(|(a, b, c, d)| (a.to_string(), b.to_string(), *c, d.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+    assert!(all.iter().all(|e| e["session"] == "s1" && e["class_id"] == "c1"));
+    assert_eq!(events(&["--type", "class_hour_final"]).len(), 3);
+    assert_eq!(events(&["--from", "2026-11-22T10:02:30+08:00"]).len(), 3);
+}
