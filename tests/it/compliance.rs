@@ -375,3 +375,86 @@ fn events_lists_what_the_judge_wrote() {
     assert_eq!(events(&["--type", "class_hour_final"]).len(), 3);
     assert_eq!(events(&["--from", "2026-11-22T10:02:30+08:00"]).len(), 3);
 }
+
+/// The job as the daemon starts it: on its own thread and clock, it writes a pass the moment
+/// the run reaches the minimum and the final verdict after the settle time, then stops when
+/// told. (The at-risk and fail moments with a real camera: `live_verdicts_follow_a_real_camera`.)
+#[test]
+fn the_live_job_judges_on_its_own_clock_and_stops() {
+    use classproof::daemon::jobs::{Changes, JobContext};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    let scene = Scene::new();
+    let now = chrono::Utc::now().timestamp_micros();
+    // One class hour of 6 s starting 2 s from now, needing a 3 s run; stall timeout 1 s, so
+    // the final verdict comes 2 s after the end.
+    let start = (now / 1000 + 2000) * 1000;
+    let cfg = scene.config(&format!(
+        r#"
+[rules]
+profile = "custom"
+min_class_hour = "4s"
+practical_min_run = "3s"
+continuity_tolerance = "1s"
+[[camera]]
+id = "front"
+url = "rtsp://127.0.0.1:9/cam"
+stall_timeout = "1s"
+[[session]]
+id = "live"
+class_id = "c1"
+kind = "practical"
+cameras = ["front"]
+start = "{}"
+class_hours = 1
+class_hour = "6s"
+"#,
+        classproof::clock::rfc3339_us(start, chrono_tz::Asia::Shanghai)
+    ));
+    let mut ix = Index::open(&scene);
+    {
+        let tx = db::write_tx(&mut ix.conn).unwrap();
+        let path = Path::new("video/front/x.mp4");
+        index::insert_recording_segment(&tx, "front", "a", 0, path, "h264", now).unwrap();
+        tx.commit().unwrap();
+    }
+    let ctx = JobContext {
+        config: Arc::new(Config::load(&cfg).unwrap()),
+        changes: Arc::new(Changes::default()),
+        stop: Arc::new(AtomicBool::new(false)),
+        disk_full: Arc::new(AtomicBool::new(false)),
+    };
+    let job = classproof::daemon::verdicts::spawn(ctx.clone())
+        .unwrap()
+        .expect("a job when there are sessions");
+    let logged = |kind: &str| {
+        classproof::evidence::log::read_filtered(&ix.conn, None, Some(kind))
+            .unwrap()
+            .first()
+            .map(|r| r.time.timestamp_micros())
+    };
+    let pass = crate::support::wait_for("class_hour_pass", Duration::from_secs(10), || {
+        logged("class_hour_pass")
+    });
+    let due = start + 3 * S;
+    assert!(
+        (due..due + S / 2).contains(&pass),
+        "pass written {} ms after it became true",
+        (pass - due) / 1000
+    );
+    let fin = crate::support::wait_for("class_hour_final", Duration::from_secs(15), || {
+        logged("class_hour_final")
+    });
+    let due = start + 6 * S + 2 * S;
+    assert!(
+        (due..due + S / 2).contains(&fin),
+        "final {} ms late",
+        (fin - due) / 1000
+    );
+    let stopping = Instant::now();
+    ctx.stop.store(true, Ordering::SeqCst);
+    job.join().unwrap();
+    assert!(stopping.elapsed() < Duration::from_secs(1));
+    assert!(logged("class_hour_fail").is_none() && logged("class_hour_at_risk").is_none());
+}
