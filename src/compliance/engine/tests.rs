@@ -709,3 +709,176 @@ proptest! {
         prop_assert_eq!(holes + v.recorded_us, known);
     }
 }
+
+// ---- the worked examples of docs/compliance.md, on the henan profile ------------------------
+
+/// "HH:MM:SS" on 2026-11-22 (+08:00) → µs; T0 is 10:00:00.
+fn hms(s: &str) -> i64 {
+    let p: Vec<i64> = s.split(':').map(|x| x.parse().unwrap()).collect();
+    T0 + ((p[0] - 10) * 3600 + p[1] * 60 + p[2]) * S
+}
+
+fn henan_cam(items: &[(&str, &str, &str)]) -> CameraTimeline {
+    let mut t = CameraTimeline {
+        camera: "front".into(),
+        ..Default::default()
+    };
+    for (i, (a, b, what)) in items.iter().enumerate() {
+        if *what == "rec" {
+            t.recorded.push(Recorded {
+                start_us: hms(a),
+                end_us: hms(b),
+                stream: format!("s{i}"),
+                seq: 0,
+            });
+        } else {
+            t.missing.push(Missing {
+                start_us: hms(a),
+                end_us: hms(b),
+                cause: what.to_string(),
+            });
+        }
+    }
+    t
+}
+
+const HENAN_TOL: i64 = 3 * S;
+const HENAN_HOUR: ClassHour = ClassHour {
+    index: 1,
+    start_us: T0,
+    end_us: T0 + 45 * 60 * S,
+};
+
+fn henan_r2() -> Rule {
+    crate::compliance::Profile::henan().rule_for(crate::compliance::SessionKind::Practical)
+}
+
+/// The verdict at each moment, judged on what was known then.
+fn verdicts_at(rule: &Rule, cams: &[CameraTimeline], moments: &[&str]) -> Vec<Verdict> {
+    moments
+        .iter()
+        .map(|m| {
+            let now = hms(m);
+            judge_hour(&HENAN_HOUR, rule, HENAN_TOL, &known_at(cams, now), now).verdict
+        })
+        .collect()
+}
+
+#[test]
+fn docs_example_a_practical_hour_passing_despite_a_drop() {
+    let cam = henan_cam(&[
+        ("10:00:00", "10:05:00", "rec"),
+        ("10:05:00", "10:05:02", "camera_lost"),
+        ("10:05:02", "10:12:30", "rec"),
+        ("10:12:30", "10:13:10", "camera_lost"),
+        ("10:13:10", "10:45:00", "rec"),
+    ]);
+    let r2 = henan_r2();
+    use Verdict::*;
+    assert_eq!(
+        verdicts_at(&r2, std::slice::from_ref(&cam), &["10:28:09", "10:28:10"]),
+        [Pending, Pass]
+    );
+    let v = judge_hour(&HENAN_HOUR, &r2, HENAN_TOL, &[cam], hms("10:45:06"));
+    assert_eq!((v.rule, v.verdict), ("R2", Pass));
+    assert_eq!((v.longest_run_us, v.recorded_us), (1910 * S, 2658 * S));
+}
+
+#[test]
+fn docs_example_b_a_drop_that_breaks_a_run_and_the_warning() {
+    let cam = henan_cam(&[
+        ("10:00:00", "10:10:00", "rec"),
+        ("10:10:00", "10:25:00", "camera_lost"),
+        ("10:25:00", "10:38:00", "rec"),
+        ("10:38:00", "10:45:00", "stall"),
+    ]);
+    use Verdict::*;
+    let moments = ["10:10:03", "10:29:59", "10:30:00", "10:38:03", "10:38:04"];
+    assert_eq!(
+        verdicts_at(&henan_r2(), std::slice::from_ref(&cam), &moments),
+        [Pending, Pending, AtRisk, AtRisk, Fail]
+    );
+    let v = judge_hour(&HENAN_HOUR, &henan_r2(), HENAN_TOL, &[cam], hms("10:45:06"));
+    assert_eq!(v.verdict, Fail);
+    assert_eq!((v.longest_run_us, v.recorded_us), (780 * S, 1380 * S));
+    let holes: Vec<_> = v.holes.iter().map(|h| h.cause.as_str()).collect();
+    assert_eq!(holes, ["camera_lost", "stall"]);
+    // Had the camera not come back at 10:25, the hour fails at 10:30 without a warning first
+    // that anyone could see.
+    let gone = henan_cam(&[
+        ("10:00:00", "10:10:00", "rec"),
+        ("10:10:00", "10:45:00", "camera_lost"),
+    ]);
+    assert_eq!(
+        verdicts_at(
+            &henan_r2(),
+            std::slice::from_ref(&gone),
+            &["10:29:59", "10:30:00"]
+        ),
+        [Pending, AtRisk]
+    );
+    let now = hms("10:30:00") + 1;
+    assert_eq!(
+        judge_hour(&HENAN_HOUR, &henan_r2(), HENAN_TOL, &known_at(&[gone], now), now).verdict,
+        Fail
+    );
+}
+
+#[test]
+fn docs_example_c_theory_end_to_end() {
+    let r1 = crate::compliance::Profile::henan().rule_for(crate::compliance::SessionKind::Theory);
+    let cam = |second_drop: bool| {
+        let mut items = vec![
+            ("10:00:00", "10:20:00", "rec"),
+            ("10:20:00", "10:20:01", "camera_lost"),
+        ];
+        // 1.5 s: from 10:20:00 to 10:20:01.5, in µs below.
+        if second_drop {
+            items.extend([
+                ("10:20:01", "10:31:00", "rec"),
+                ("10:31:00", "10:31:40", "camera_lost"),
+                ("10:31:40", "10:45:00", "rec"),
+            ]);
+        } else {
+            items.push(("10:20:01", "10:45:00", "rec"));
+        }
+        let mut t = henan_cam(&items);
+        t.recorded[1].start_us += S / 2;
+        t.missing[0].end_us += S / 2;
+        t
+    };
+    use Verdict::*;
+    assert_eq!(r1.id, "R1");
+    assert_eq!(
+        verdicts_at(&r1, &[cam(true)], &["10:31:03", "10:31:04", "10:45:06"]),
+        [Pending, Fail, Fail]
+    );
+    assert_eq!(
+        verdicts_at(&r1, &[cam(false)], &["10:44:59", "10:45:00"]),
+        [Pending, Pass]
+    );
+}
+
+#[test]
+fn docs_example_d_two_cameras() {
+    let front = henan_cam(&[
+        ("10:00:00", "10:08:00", "rec"),
+        ("10:08:00", "10:45:00", "camera_lost"),
+    ]);
+    let back = |from: &str| {
+        let mut t = henan_cam(&[(from, "10:45:00", "rec")]);
+        t.camera = "back".into();
+        t
+    };
+    use Verdict::*;
+    let both = [front.clone(), back("10:07:30")];
+    assert_eq!(
+        verdicts_at(&henan_r2(), &both, &["10:14:59", "10:15:00"]),
+        [Pending, Pass]
+    );
+    let late = [front, back("10:08:05")];
+    assert_eq!(
+        verdicts_at(&henan_r2(), &late, &["10:23:04", "10:23:05"]),
+        [Pending, Pass]
+    );
+}
