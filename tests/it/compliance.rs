@@ -458,3 +458,276 @@ class_hour = "6s"
     assert!(stopping.elapsed() < Duration::from_secs(1));
     assert!(logged("class_hour_fail").is_none() && logged("class_hour_at_risk").is_none());
 }
+
+// ---- end to end: the daemon on a real RTSP camera -------------------------------------------
+
+fn utc(v: &Value, key: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}")))
+        .unwrap()
+        .timestamp_micros()
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Sleeps until the wall clock reads `at` (µs): the outages are stimuli at chosen moments.
+fn sleep_until(at: i64) {
+    let left = at - now_us();
+    if left > 0 {
+        std::thread::sleep(Duration::from_micros(left as u64));
+    }
+}
+
+fn fmt_s(us: i64) -> String {
+    format!("{:.3} s", us as f64 / 1e6)
+}
+
+/// The runs of `[a, b)` computed by hand from `segments --json`: recorded stretches of the
+/// camera, joined where the hole between them is at most `tol`; each run's length is the
+/// recording inside it. Returns (runs as (start, end, recorded), total recorded).
+fn runs_by_hand(rows: &[Value], a: i64, b: i64, tol: i64) -> (Vec<(i64, i64, i64)>, i64) {
+    let mut segs: Vec<(i64, i64)> = rows
+        .iter()
+        .filter(|r| r["type"] == "segment" && r["state"] != "damaged" && !r["end"].is_null())
+        .map(|r| (utc(r, "start").max(a), utc(r, "end").min(b)))
+        .filter(|(x, y)| x < y)
+        .collect();
+    segs.sort();
+    let mut runs: Vec<(i64, i64, i64)> = Vec::new();
+    for (x, y) in segs {
+        match runs.last_mut() {
+            Some(run) if x - run.1 <= tol => {
+                run.2 += y - x.max(run.1).min(y);
+                run.1 = run.1.max(y);
+            }
+            _ => runs.push((x, y, y - x)),
+        }
+    }
+    let total = runs.iter().map(|r| r.2).sum();
+    (runs, total)
+}
+
+/// Issue 3's integration test: a real RTSP camera, the daemon, a `custom` profile scaled to
+/// seconds (class hour 60 s, practical minimum run 15 s, tolerance 2 s) and outages at chosen
+/// moments. The verdicts and the moments of the at-risk and fail events must match what the
+/// rules give for the recording the daemon actually made (computed by hand from
+/// `segments --json`), and events must be written within 2 s of becoming true, once.
+///
+/// Script (S = start of class hour 1, two class hours of 60 s):
+/// - S+10: camera killed (run 1 ≈ 10 s); S+33: back (run 2 from r, r ≤ S+38);
+/// - S+45 = end − 15 s: at risk (run 2 alive, must go on unbroken until r + 15 s);
+/// - S+47: camera killed (run 2 ≈ 47 − r < 15 s): fail once that hole outgrows 2 s;
+/// - S+55: camera back; S+63: final verdict of hour 1 (fail) after the settle time (stall
+///   timeout 2 s + 1 s);
+/// - S+65: the daemon is stopped and, 3 s later, started again: a daemon_down hole in hour 2, no event of
+///   hour 1 written twice; hour 2 passes 15 s after recording resumes; final at S+123.
+#[test]
+fn live_verdicts_follow_a_real_camera() {
+    let tol = 2 * S;
+    let mut server = crate::support::RtspServer::start("h264");
+    let scene = Scene::new();
+    let s1 = (now_us() / S + 12) * S;
+    let (e1, e2) = (s1 + 60 * S, s1 + 120 * S);
+    let cfg = scene.config(&format!(
+        r#"{RULES}
+[[camera]]
+id = "front"
+url = "{}"
+segment = "2s"
+stall_timeout = "2s"
+
+[[session]]
+id = "s1"
+class_id = "c1"
+kind = "practical"
+cameras = ["front"]
+start = "{}"
+class_hours = 2
+class_hour = "60s"
+break = "0s"
+"#,
+        server.url(),
+        classproof::clock::rfc3339_us(s1, chrono_tz::Asia::Shanghai)
+    ));
+    let mut daemon = crate::support::Daemon::start(&cfg);
+    daemon.wait_log("verdicts: judging class hours", Duration::from_secs(15));
+    let rows = || scene.segments(&cfg);
+    crate::support::wait_for("the camera recording", Duration::from_secs(10), || {
+        rows().iter().any(|r| r["type"] == "segment").then_some(())
+    });
+    assert!(now_us() < s1 - S, "the camera took too long to start recording");
+
+    sleep_until(s1 + 10 * S);
+    server.kill();
+    let k1 = now_us();
+    sleep_until(s1 + 33 * S);
+    server.restart();
+    let r = crate::support::wait_for("recording to resume", Duration::from_secs(10), || {
+        rows()
+            .iter()
+            .filter(|x| x["type"] == "segment" && utc(x, "start") > k1)
+            .map(|x| utc(x, "start"))
+            .min()
+    });
+    assert!(r <= s1 + 40 * S, "recording resumed at S+{}", fmt_s(r - s1));
+    sleep_until(s1 + 47 * S);
+    server.kill();
+    let k2 = now_us();
+    sleep_until(s1 + 55 * S);
+    server.restart();
+    daemon.wait_log("class_hour_final", Duration::from_secs(20));
+
+    // Restart the daemon in hour 2.
+    sleep_until(s1 + 65 * S);
+    assert!(daemon.terminate(Duration::from_secs(5)).success());
+    let stopped = now_us();
+    // Down for longer than the tolerance, so that the restart breaks the run.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut daemon = crate::support::Daemon::start(&cfg);
+    daemon.wait_log("verdicts: judging class hours", Duration::from_secs(15));
+    let events = || {
+        let out = classproof(&[
+            "events",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--json",
+            "--type",
+            "class_hour_*",
+        ]);
+        assert!(out.status.success());
+        json_lines(&String::from_utf8_lossy(&out.stdout))
+    };
+    let finals = |evs: &[Value]| evs.iter().filter(|e| e["type"] == "class_hour_final").count();
+    crate::support::wait_for("hour 2's final verdict", Duration::from_secs(80), || {
+        (finals(&events()) == 2).then_some(())
+    });
+    assert!(daemon.terminate(Duration::from_secs(5)).success());
+
+    // What the daemon recorded, and the rules applied to it by hand.
+    let all = rows();
+    let gaps: Vec<(i64, Option<i64>, String)> = all
+        .iter()
+        .filter(|x| x["type"] == "gap")
+        .map(|g| {
+            let end = (!g["end"].is_null()).then(|| utc(g, "end"));
+            (utc(g, "start"), end, g["cause"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let gap_after = |t: i64, cause: &str| {
+        gaps.iter()
+            .filter(|g| g.2 == cause && g.0 >= t - 2 * S)
+            .min_by_key(|g| g.0)
+            .unwrap_or_else(|| panic!("a {cause} gap after {}: {gaps:?}", fmt_s(t - s1)))
+            .clone()
+    };
+    let g1 = gap_after(k1, "camera_lost");
+    let g2 = gap_after(k2, "camera_lost");
+    let down = gap_after(stopped, "daemon_down");
+    assert!((g1.0 - k1).abs() < 2 * S && (g2.0 - k2).abs() < 2 * S, "{gaps:?}");
+    let (runs1, recorded1) = runs_by_hand(&all, s1, e1, tol);
+    let (runs2, recorded2) = runs_by_hand(&all, e1, e2, tol);
+    let longest = |runs: &[(i64, i64, i64)]| runs.iter().map(|r| r.2).max().unwrap_or(0);
+    // Hour 1: run 1 from S to the first kill, run 2 from r to the second; neither 15 s.
+    assert_eq!(runs1[0].0, s1, "recording covered the start of hour 1: {runs1:?}");
+    assert!(longest(&runs1) < 15 * S, "{runs1:?}");
+    // Hour 2: the run after the daemon's restart reaches 15 s.
+    let resumed = all
+        .iter()
+        .filter(|x| x["type"] == "segment" && utc(x, "start") >= down.0)
+        .map(|x| utc(x, "start"))
+        .min()
+        .unwrap();
+    let last_run2 = runs2
+        .iter()
+        .find(|run| run.0 == resumed)
+        .expect("a run from the restart");
+    assert!(last_run2.2 >= 15 * S, "{runs2:?}");
+
+    let evs = events();
+    let find = |kind: &str, hour: i64| -> Vec<&Value> {
+        evs.iter()
+            .filter(|e| e["type"] == kind && e["class_hour"] == hour)
+            .collect()
+    };
+    let one = |kind: &str, hour: i64| -> &Value {
+        let v = find(kind, hour);
+        assert_eq!(v.len(), 1, "one {kind} for hour {hour}: {evs:#?}");
+        v[0]
+    };
+    // Each event within 2 s of the moment it became true (never before).
+    let on_time = |e: &Value, due: i64, what: &str| {
+        let late = utc(e, "time") - due;
+        assert!(
+            (0..=2 * S).contains(&late),
+            "{what}: written {} after it became true",
+            fmt_s(late)
+        );
+        late
+    };
+    let at_risk_late = on_time(one("class_hour_at_risk", 1), s1 + 45 * S, "hour 1 at risk (S+45)");
+    let fail_late = on_time(
+        one("class_hour_fail", 1),
+        g2.0 + tol + 1,
+        "hour 1 fail (second drop + 2 s)",
+    );
+    let final1 = one("class_hour_final", 1);
+    on_time(final1, e1 + 3 * S, "hour 1 final (end + settle)");
+    let pass_late = on_time(
+        one("class_hour_pass", 2),
+        resumed + 15 * S,
+        "hour 2 pass (restart + 15 s)",
+    );
+    let final2 = one("class_hour_final", 2);
+    on_time(final2, e2 + 3 * S, "hour 2 final (end + settle)");
+    assert!(find("class_hour_pass", 1).is_empty() && find("class_hour_fail", 2).is_empty());
+    assert!(
+        find("class_hour_at_risk", 2).is_empty(),
+        "hour 2 had slack: {evs:#?}"
+    );
+    assert_eq!(evs.len(), 5, "{evs:#?}");
+
+    // The final verdicts carry the figures computed by hand. `segments --json` shows times to
+    // the millisecond, the engine works in microseconds: a few ms apart at most.
+    let ms = |us: i64| (us as f64 / 1e3).round() / 1e3;
+    let close = |got: &Value, want: i64, what: &str| {
+        let got = got.as_f64().unwrap();
+        assert!(
+            (got - ms(want)).abs() <= 0.005,
+            "{what}: {got} s, by hand {} s",
+            ms(want)
+        );
+    };
+    assert_eq!(final1["verdict"], "fail");
+    assert_eq!(final1["rule"], "R2");
+    close(&final1["longest_run_s"], longest(&runs1), "hour 1 longest run");
+    close(&final1["recorded_s"], recorded1, "hour 1 recorded");
+    assert_eq!(final2["verdict"], "pass");
+    close(&final2["longest_run_s"], longest(&runs2), "hour 2 longest run");
+    close(&final2["recorded_s"], recorded2, "hour 2 recorded");
+    let causes = |e: &Value| -> Vec<String> {
+        e["holes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["breaks_run"] == true)
+            .map(|h| h["cause"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(causes(final1), ["camera_lost", "camera_lost"]);
+    assert!(causes(final2).contains(&"daemon_down".to_string()), "{final2}");
+    // The report says the same.
+    let (code, out, _) = report(&cfg, &["--session", "s1", "--json"]);
+    assert_eq!(code, 1);
+    let rep = &json_lines(&out)[0];
+    assert_eq!(rep["class_hours"][0]["verdict"], "fail");
+    assert_eq!(rep["class_hours"][1]["verdict"], "pass");
+    assert_eq!(rep["class_hours"][1]["recorded_s"], final2["recorded_s"]);
+    eprintln!(
+        "events late by: at risk {}, fail {}, pass {}; hour 1 runs {:?} s",
+        fmt_s(at_risk_late),
+        fmt_s(fail_late),
+        fmt_s(pass_late),
+        runs1.iter().map(|r| ms(r.2)).collect::<Vec<_>>()
+    );
+}
