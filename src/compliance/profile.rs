@@ -313,9 +313,20 @@ impl RulesConfig {
                 format!("run >= {}", humantime::format_duration(pr.theory_min_run))
             },
             humantime::format_duration(pr.continuity_tolerance),
-            humantime::format_duration(pr.retention),
+            retention_text(pr.retention),
         );
         s
+    }
+}
+
+/// Retention in whole days when it is whole days ("1095 days"): humantime would count a year
+/// as 365.25 days and print "2years 11months 29days 15h 50m 24s" for three years.
+fn retention_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs % 86_400 == 0 && d.subsec_nanos() == 0 {
+        format!("{} days", secs / 86_400)
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 
@@ -354,6 +365,7 @@ mod tests {
         assert_eq!(r.profile.min_class_hour, Duration::from_secs(60));
         assert_eq!(r.profile.practical_min_run, Duration::from_secs(15));
         assert!(r.profile.theory_full_recording);
+        assert!(r.summary().ends_with("retention 1095 days"), "{}", r.summary());
     }
 
     #[test]
