@@ -323,7 +323,7 @@ impl RulesConfig {
 /// as 365.25 days and print "2years 11months 29days 15h 50m 24s" for three years.
 fn retention_text(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs % 86_400 == 0 && d.subsec_nanos() == 0 {
+    if secs.is_multiple_of(86_400) && d.subsec_nanos() == 0 {
         format!("{} days", secs / 86_400)
     } else {
         humantime::format_duration(d).to_string()
