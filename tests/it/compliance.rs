@@ -157,8 +157,8 @@ fn report_json_judges_each_class_hour_from_the_index() {
     let h = &r["class_hours"];
     // Hour 1: recording that started before the hour counts from its start.
     assert_eq!(h[0]["index"], 1);
-    assert_eq!(h[0]["start"], "2026-11-22T10:00:00.000+08:00");
-    assert_eq!(h[0]["end"], "2026-11-22T10:01:00.000+08:00");
+    assert_eq!(h[0]["start"], "2026-11-22T10:00:00+08:00");
+    assert_eq!(h[0]["end"], "2026-11-22T10:01:00+08:00");
     assert_eq!(h[0]["rule"], "R2");
     assert_eq!(h[0]["verdict"], "pass");
     assert_eq!(h[0]["longest_run_s"], 60.0);
@@ -218,7 +218,7 @@ fn report_table_is_readable() {
     let (_, out, err) = report(&cfg, &["--session", "s1", "--at", "2026-11-22T10:05:00+08:00"]);
     for want in [
         "session s1  class c1  practical  profile custom  cameras front",
-        "2026-11-22 (times Asia/Shanghai), as of 2026-11-22T10:05:00.000+08:00",
+        "2026-11-22 (times Asia/Shanghai), as of 2026-11-22T10:05:00+08:00",
         "  1  10:00:00  10:01:00  R2    pass        15.0s     1m00s     1m00s",
         "  2  10:01:00  10:02:00  R2    fail        15.0s     13.0s     36.0s",
         "hole 10:01:10–10:01:15     5.0s  camera_lost",

@@ -72,16 +72,16 @@ fn the_interface_example_of_issue_3_reads() {
         times(&occ),
         [
             (
-                "2026-11-22T10:00:00.000+08:00".into(),
-                "2026-11-22T10:01:00.000+08:00".into()
+                "2026-11-22T10:00:00+08:00".into(),
+                "2026-11-22T10:01:00+08:00".into()
             ),
             (
-                "2026-11-22T10:01:00.000+08:00".into(),
-                "2026-11-22T10:02:00.000+08:00".into()
+                "2026-11-22T10:01:00+08:00".into(),
+                "2026-11-22T10:02:00+08:00".into()
             ),
             (
-                "2026-11-22T10:02:00.000+08:00".into(),
-                "2026-11-22T10:03:00.000+08:00".into()
+                "2026-11-22T10:02:00+08:00".into(),
+                "2026-11-22T10:03:00+08:00".into()
             ),
         ]
     );
@@ -106,11 +106,11 @@ fn the_demo_session_recurs_daily_in_local_time() {
     assert_eq!(
         times(&occ)[0],
         (
-            "2026-11-22T00:00:00.000+08:00".into(),
-            "2026-11-22T01:00:00.000+08:00".into()
+            "2026-11-22T00:00:00+08:00".into(),
+            "2026-11-22T01:00:00+08:00".into()
         )
     );
-    assert_eq!(times(&occ)[23].1, "2026-11-23T00:00:00.000+08:00");
+    assert_eq!(times(&occ)[23].1, "2026-11-23T00:00:00+08:00");
     // Without a date, a daily session has no occurrence to name.
     assert!(s.occurrence(None, Shanghai).is_none());
     assert!(
@@ -144,7 +144,7 @@ hours = [{ start = "22:30", end = "23:15" }, { start = "23:30", end = "00:15" },
     )
     .unwrap();
     let t = c.sessions[0].occurrence(None, Shanghai).unwrap();
-    assert_eq!(times(&t)[1].0, "2026-11-22T09:25:00.000+08:00");
+    assert_eq!(times(&t)[1].0, "2026-11-22T09:25:00+08:00");
     assert_eq!(c.sessions[0].rule(&c.rules).id, "R1");
     let n = c.sessions[1]
         .occurrence(Some(date("2026-11-22")), Shanghai)
@@ -155,16 +155,16 @@ hours = [{ start = "22:30", end = "23:15" }, { start = "23:30", end = "00:15" },
         times(&n),
         [
             (
-                "2026-11-22T22:30:00.000+08:00".into(),
-                "2026-11-22T23:15:00.000+08:00".into()
+                "2026-11-22T22:30:00+08:00".into(),
+                "2026-11-22T23:15:00+08:00".into()
             ),
             (
-                "2026-11-22T23:30:00.000+08:00".into(),
-                "2026-11-23T00:15:00.000+08:00".into()
+                "2026-11-22T23:30:00+08:00".into(),
+                "2026-11-23T00:15:00+08:00".into()
             ),
             (
-                "2026-11-23T00:20:00.000+08:00".into(),
-                "2026-11-23T01:05:00.000+08:00".into()
+                "2026-11-23T00:20:00+08:00".into(),
+                "2026-11-23T01:05:00+08:00".into()
             ),
         ]
     );
@@ -362,21 +362,15 @@ fn session_span_for_export() {
     ))
     .unwrap();
     let (a, b, cams) = session_span(&c, "s1", None).unwrap();
-    assert_eq!(
-        crate::clock::rfc3339(a, Shanghai),
-        "2026-11-22T10:00:00.000+08:00"
-    );
-    assert_eq!(
-        crate::clock::rfc3339(b, Shanghai),
-        "2026-11-22T10:03:00.000+08:00"
-    );
+    assert_eq!(crate::clock::rfc3339(a, Shanghai), "2026-11-22T10:00:00+08:00");
+    assert_eq!(crate::clock::rfc3339(b, Shanghai), "2026-11-22T10:03:00+08:00");
     assert_eq!(cams, ["front"]);
     let by_date = session_span(&c, "d", Some(date("2026-11-22"))).unwrap();
     let by_name = session_span(&c, "d@2026-11-22", None).unwrap();
     assert_eq!(by_date, by_name);
     assert_eq!(
         crate::clock::rfc3339(by_name.0, Shanghai),
-        "2026-11-22T23:30:00.000+08:00"
+        "2026-11-22T23:30:00+08:00"
     );
     assert!(session_span(&c, "d", None).is_none());
     assert!(session_span(&c, "nope", None).is_none());
