@@ -5,6 +5,8 @@
 #   deploy/setup.sh          install what the box needs and build target/release/classproof
 #   deploy/setup.sh demo     … then run the daemon on deploy/demo.toml (a generated video camera)
 #   deploy/setup.sh test     … then run the whole test suite (what CI runs, via .ci/run)
+#   deploy/setup.sh service  … then install the binary, a `classproof` user, /etc/classproof and
+#                            the systemd unit (docs/operations.md)
 #
 # It installs: Debian packages (build + runtime, and test tools for `test`), the ONNX Runtime
 # shared library from the onnxruntime wheel on PyPI (checked by sha256), the Rust build, and the
@@ -13,8 +15,8 @@
 set -euo pipefail
 
 mode=${1:-install}
-case "$mode" in install | demo | test) ;; *)
-    echo "usage: $0 [install|demo|test]" >&2
+case "$mode" in install | demo | test | service) ;; *)
+    echo "usage: $0 [install|demo|test|service]" >&2
     exit 2
     ;;
 esac
@@ -102,6 +104,36 @@ fetch=(target/release/classproof models fetch --dir "$MODELS_DIR")
 case "$mode" in
 install)
     say "installed: target/release/classproof (see docs/operations.md to run it as a service)"
+    ;;
+service)
+    install -m 0755 target/release/classproof /usr/local/bin/classproof
+    if ! id classproof >/dev/null 2>&1; then
+        say "creating the system user classproof"
+        useradd --system --home-dir /var/lib/classproof --no-create-home --shell /usr/sbin/nologin classproof
+    fi
+    getent group video >/dev/null && usermod -a -G video classproof
+    install -d -m 0750 -o classproof -g classproof /var/lib/classproof
+    install -d -m 0755 /etc/classproof
+    if [ ! -f /etc/classproof/classproof.toml ]; then
+        install -m 0640 -g classproof deploy/classproof.example.toml /etc/classproof/classproof.toml
+        fresh=1
+    fi
+    install -d /usr/local/share/doc/classproof
+    install -m 0644 docs/*.md /usr/local/share/doc/classproof/
+    install -m 0644 systemd/classproof.service /etc/systemd/system/classproof.service
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+        systemctl enable classproof >/dev/null
+        if [ -z "${fresh:-}" ] && classproof check-config --config /etc/classproof/classproof.toml; then
+            systemctl restart classproof
+            say "classproof is running: systemctl status classproof; journalctl -u classproof -f"
+        else
+            say "edit /etc/classproof/classproof.toml, then: systemctl restart classproof"
+        fi
+    else
+        say "installed; this machine does not run systemd, start it with:"
+        echo "  classproof run --config /etc/classproof/classproof.toml"
+    fi
     ;;
 demo)
     demo_dir=$repo/var/demo

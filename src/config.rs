@@ -103,11 +103,13 @@ impl Config {
             file: path.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', "\n  "),
         })?;
-        let base_dir = path
+        // Relative paths in the file are taken from its directory, made absolute so that what
+        // the daemon prints and stores does not depend on where it was started.
+        let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
+            .unwrap_or(Path::new("."));
+        let base_dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
         let root = Section::root(&table, &base_dir);
         let mut p = Problems::default();
 

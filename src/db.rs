@@ -154,7 +154,17 @@ pub fn open_file(path: &Path) -> Result<Connection, DbError> {
 }
 
 /// Opens an existing database read-only (for `segments`, `report`, `verify`): never creates
-/// or migrates anything.
+/// or migrates anything. `None` when the daemon has not created it yet.
+pub fn open_existing(data_dir: &Path) -> Result<Option<Connection>, DbError> {
+    if !data_dir.join(DB_FILE).exists() {
+        return Ok(None);
+    }
+    let conn = open_read_only(data_dir)?;
+    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+    Ok((version > 0).then_some(conn))
+}
+
+/// Opens an existing database read-only; an error if it does not exist.
 pub fn open_read_only(data_dir: &Path) -> Result<Connection, DbError> {
     let path = data_dir.join(DB_FILE);
     let conn = Connection::open_with_flags(

@@ -63,6 +63,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(err) if cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             cli::report_error(&err);
             cli::exit_code_for(&err)

@@ -35,6 +35,13 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// True when the error is stdout closing under us (`classproof segments | head`): not an error.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
 /// Prints an error and its whole cause chain once, ripgrep style.
 pub fn report_error(err: &anyhow::Error) {
     let mut msg = format!("classproof: {err}");

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
@@ -88,8 +87,15 @@ pub fn segments(args: SegmentsArgs) -> anyhow::Result<ExitCode> {
     let tz = config.device.timezone;
     let from = args.from.as_deref().map(|s| parse_time_arg(s, tz)).transpose()?;
     let to = args.to.as_deref().map(|s| parse_time_arg(s, tz)).transpose()?;
-    let conn = db::open_read_only(&config.device.data_dir)
-        .with_context(|| "nothing recorded yet? (the database is created by `classproof run`)")?;
+    let Some(conn) = db::open_existing(&config.device.data_dir)? else {
+        if !args.json {
+            eprintln!(
+                "nothing recorded yet: {} does not exist (`classproof run` creates it)",
+                config.db_path().display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
     let entries = index::timeline(
         &conn,
         args.camera.as_deref(),

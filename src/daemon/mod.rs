@@ -1,24 +1,233 @@
 //! `classproof run`: wires cameras, the store and the background jobs together.
 //!
-//! Threads: one per camera (`media::camera`), one store thread that owns the write path of
-//! the segment index and the evidence log (`store`), one per background job (`verdicts`,
-//! `evidence`), and the main thread waiting for SIGTERM/SIGINT.
+//! Threads: one per recording camera (`media::camera`), one store thread that is the only
+//! writer of the segment index (`store`), one per background job (`verdicts`, `evidence`), and
+//! the main thread, which waits for SIGTERM/SIGINT.
+//!
+//! Stopping: the stop flag aborts every camera's blocking read at once (FFmpeg's interrupt
+//! callback); each camera finishes its open segment and returns; the store drains what they
+//! sent and exits; the jobs see the flag and return. All of it within 5 s.
 
 pub mod evidence;
 pub mod jobs;
+pub mod store;
 pub mod verdicts;
 
-use thiserror::Error;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use chrono::Utc;
+use ffmpeg_next as ffmpeg;
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::clock::rfc3339;
 use crate::config::Config;
+use crate::media::camera::{self, RecorderEnv};
+use jobs::{Changes, JobContext};
+use store::{Store, StoreError};
+
+/// Lock file in the data dir held by the running daemon.
+pub const LOCK_FILE: &str = "classproof.lock";
+
+/// Everything must have stopped this long after SIGTERM.
+const STOP_BUDGET: Duration = Duration::from_millis(4500);
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
     #[error("{0}")]
     Db(#[from] crate::db::DbError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot initialise FFmpeg: {0}")]
+    Ffmpeg(#[from] ffmpeg::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("cannot wait for signals: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("{path}: another classproof is already running on this data dir{holder}")]
+    Locked { path: PathBuf, holder: String },
+    #[error("{path}: cannot lock the data dir: {source}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Runs until SIGTERM or SIGINT. TODO(issue 2): the daemon lands with the recorder.
-pub fn run(_config: Config) -> Result<(), DaemonError> {
+/// Takes the data dir's lock file for the life of the returned handle: two daemons writing one
+/// index and one evidence log would corrupt both.
+pub fn lock_data_dir(data_dir: &Path) -> Result<File, DaemonError> {
+    let path = data_dir.join(LOCK_FILE);
+    let lock_err = |source| DaemonError::Lock {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(lock_err)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(lock_err)?;
+    // SAFETY: flock(2) on a file descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        return Err(DaemonError::Locked {
+            path: path.clone(),
+            holder: if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            },
+        });
+    }
+    file.set_len(0).map_err(lock_err)?;
+    file.write_all(std::process::id().to_string().as_bytes())
+        .map_err(lock_err)?;
+    Ok(file)
+}
+
+/// Initialises FFmpeg once and keeps its own logging to errors (we log what matters).
+pub fn init_ffmpeg() -> Result<(), ffmpeg::Error> {
+    ffmpeg::init()?;
+    ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
     Ok(())
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let signals = Signals::install()?;
+    init_ffmpeg()?;
+    let config = Arc::new(config);
+    let data_dir = config.device.data_dir.clone();
+    let tz = config.device.timezone;
+    let started = Utc::now();
+    let changes = Arc::new(Changes::default());
+    let _lock = lock_data_dir(&data_dir)?;
+
+    let recording: Vec<&crate::media::CameraConfig> = config.cameras.iter().filter(|c| c.record).collect();
+    let mut store = Store::open(&data_dir, tz, changes.clone())?;
+    let ids: Vec<&str> = recording.iter().map(|c| c.id.as_str()).collect();
+    let report = store.startup(&ids, started)?;
+    for p in &report.recovered {
+        info!(path = %p.display(), "recovered a segment left open by the last run");
+    }
+    for (cam, since) in &report.daemon_down {
+        info!(camera = %cam, since = %rfc3339(*since, tz), "recording was down while the daemon was not running");
+    }
+    info!(
+        device = %config.device.id,
+        database = %config.db_path().display(),
+        segments = %data_dir.join("video").display(),
+        cameras = recording.len(),
+        "classproof running"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let disk_full = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let store_thread = std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || store.run(rx))
+        .map_err(DaemonError::Thread)?;
+
+    let env = RecorderEnv {
+        data_dir: data_dir.clone(),
+        timezone: tz,
+        events: tx,
+        stop: stop.clone(),
+        disk_full: disk_full.clone(),
+        started,
+    };
+    let mut cameras = Vec::new();
+    for cam in &recording {
+        info!(camera = %cam.id, dir = %data_dir.join("video").join(&cam.id).display(), "recording to");
+        cameras.push(camera::spawn((*cam).clone(), env.clone()).map_err(DaemonError::Thread)?);
+    }
+    drop(env); // the store stops once the cameras have dropped their senders
+
+    let ctx = JobContext {
+        config: config.clone(),
+        changes,
+        stop: stop.clone(),
+        disk_full,
+    };
+    let mut jobs: Vec<JoinHandle<()>> = Vec::new();
+    jobs.extend(verdicts::spawn(ctx.clone()).map_err(DaemonError::Thread)?);
+    jobs.extend(evidence::spawn(ctx).map_err(DaemonError::Thread)?);
+
+    let signal = signals.wait();
+    info!(signal, "stopping");
+    let deadline = Instant::now() + STOP_BUDGET;
+    stop.store(true, Ordering::SeqCst);
+    join_until(cameras, deadline, "camera");
+    join_until(vec![store_thread], deadline, "store");
+    join_until(jobs, deadline, "job");
+    info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM and SIGINT, caught from the moment the daemon starts (a stop asked during start-up
+/// recovery must still be a clean stop).
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(DaemonError::Signals)?;
+        let _guard = rt.enter();
+        let term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+        let int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+        drop(_guard);
+        Ok(Signals { rt, term, int })
+    }
+
+    /// Blocks until one arrives; returns its name.
+    fn wait(mut self) -> &'static str {
+        self.rt.block_on(async {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        })
+    }
+}
+
+fn join_until(handles: Vec<JoinHandle<()>>, deadline: Instant, what: &str) {
+    let mut left = handles;
+    while !left.is_empty() && Instant::now() < deadline {
+        let (done, running): (Vec<_>, Vec<_>) = left.into_iter().partition(|h| h.is_finished());
+        for h in done {
+            let _ = h.join();
+        }
+        left = running;
+        if !left.is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    if !left.is_empty() {
+        warn!(
+            count = left.len(),
+            "{what} threads did not stop in time; exiting anyway"
+        );
+    }
 }

@@ -279,7 +279,7 @@ pub fn cameras(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 }
 
 /// Segments and gaps overlapping `[from_us, to_us)` (open entries count as reaching `now`),
-/// ordered by camera, then start time (a gap before a segment starting at the same instant).
+/// ordered by camera, then start time, then end time.
 pub fn timeline(
     conn: &Connection,
     camera: Option<&str>,
@@ -303,12 +303,11 @@ pub fn timeline(
     for row in stmt.query_map(params![camera, from, to], gap_row)? {
         out.push(Entry::Gap(row?));
     }
+    // By camera, start, then end (open entries last): an empty damaged segment comes before
+    // the gap that starts where it does.
     out.sort_by(|a, b| {
-        (a.camera(), a.start_us(), matches!(a, Entry::Segment(_))).cmp(&(
-            b.camera(),
-            b.start_us(),
-            matches!(b, Entry::Segment(_)),
-        ))
+        let key = |e: &Entry| (e.start_us(), e.end_us().unwrap_or(i64::MAX));
+        a.camera().cmp(b.camera()).then(key(a).cmp(&key(b)))
     });
     Ok(out)
 }

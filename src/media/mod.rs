@@ -106,6 +106,12 @@ pub enum MediaEvent {
         start: DateTime<Utc>,
     },
     SegmentClosed(ClosedSegment),
+    /// A segment could not be finished cleanly (disk error, muxer error): the file holds what
+    /// was flushed and is repaired and indexed like one left open by a crash.
+    SegmentAbandoned {
+        camera: String,
+        path: PathBuf,
+    },
     /// Recording stopped at `start`; noticed at `detected`.
     GapOpened {
         camera: String,
@@ -119,7 +125,9 @@ pub enum MediaEvent {
 impl MediaEvent {
     pub fn camera(&self) -> &str {
         match self {
-            MediaEvent::SegmentOpened { camera, .. } | MediaEvent::GapOpened { camera, .. } => camera,
+            MediaEvent::SegmentOpened { camera, .. }
+            | MediaEvent::GapOpened { camera, .. }
+            | MediaEvent::SegmentAbandoned { camera, .. } => camera,
             MediaEvent::SegmentClosed(s) => &s.camera,
         }
     }
