@@ -91,8 +91,9 @@ pub struct RosterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RosterCommand {
-    /// Enroll everyone listed in a CSV file: columns person_id, name, role, id_number, then one
-    /// or more photo columns (several paths in one cell separated by `;`). Relative photo paths
+    /// Enroll everyone listed in a CSV file: columns person_id, name, role, id_number, and one
+    /// or more photo columns named photo, photos, photo1… (several paths in one cell separated
+    /// by `;`); other columns are ignored. Relative photo paths
     /// are taken from the CSV's folder. Reports per row; exit 1 when a row had a problem.
     Import {
         #[arg(long)]
@@ -407,9 +408,18 @@ fn roster_import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         })
     };
     let (c_id, c_name, c_role, c_idn) = (col("person_id")?, col("name")?, col("role")?, col("id_number")?);
+    // Photo columns: every column whose name mentions a photo (photo, photos, photo1, …);
+    // other extra columns (class, phone…) are ignored.
     let photo_cols: Vec<usize> = (0..headers.len())
-        .filter(|i| ![c_id, c_name, c_role, c_idn].contains(i))
+        .filter(|&i| headers[i].contains("photo"))
         .collect();
+    if photo_cols.is_empty() {
+        return Err(UsageError(format!(
+            "{}: no photo column (a column named photo, photos, photo1…)",
+            file.display()
+        ))
+        .into());
+    }
     let base = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

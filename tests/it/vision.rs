@@ -764,12 +764,12 @@ fn roster_import_reports_per_row_masks_id_numbers_and_identify_finds_the_people(
     let csv = class.join("roster.csv");
     std::fs::write(
         &csv,
-        "person_id,name,role,id_number,photos\n\
-         s001,Zhang Wei,trainee,410105199001011234,photos/nuaa/live/0002/0002_01_00_01_124.jpg;photos/nuaa/live/0002/0002_01_00_01_212.jpg\n\
-         s002,Li Na,trainee,410105199202023456,photos/nuaa/live/0001/0001_00_00_01_101.jpg\n\
-         t001,Wang Fang,teacher,410105198003035678,photos/identities/Joe_Biden/biden.jpg\n\
-         s003,Nobody,trainee,410105199404047890,photos/negatives/view.jpg\n\
-         s004,Bad Role,pilot,,photos/identities/Joe_Biden/biden.jpg\n",
+        "person_id,name,role,id_number,class,photo1,photo2\n\
+         s001,Zhang Wei,trainee,410105199001011234,c1,photos/nuaa/live/0002/0002_01_00_01_124.jpg,photos/nuaa/live/0002/0002_01_00_01_212.jpg\n\
+         s002,Li Na,trainee,410105199202023456,c1,photos/nuaa/live/0001/0001_00_00_01_101.jpg,\n\
+         t001,Wang Fang,teacher,410105198003035678,c1,photos/identities/Joe_Biden/biden.jpg,\n\
+         s003,Nobody,trainee,410105199404047890,c1,photos/negatives/view.jpg,\n\
+         s004,Bad Role,pilot,,c1,photos/identities/Joe_Biden/biden.jpg,\n",
     )
     .unwrap();
     let out = classproof(&["roster", "import", "--config", cfg, csv.to_str().unwrap()]);
