@@ -177,25 +177,32 @@ impl VisionConfig {
             let Ok(spec) = manifest.get(name) else { continue };
             let file = self.models_dir.join(&spec.file);
             if !file.is_file() {
-                let key = if name == self.recognition_model {
-                    "vision.recognition_model"
-                } else {
-                    "vision.models_dir"
-                };
-                p.push(
-                    key,
-                    models_dir.clone(),
-                    format!(
-                        "a folder holding {} (model {name}); run `classproof models fetch --dir {}{}`",
-                        spec.file,
-                        shell_word(&self.models_dir),
-                        if spec.default {
-                            String::new()
-                        } else {
-                            format!(" --model {name}")
-                        }
-                    ),
+                let fetch = format!(
+                    "run `classproof models fetch --dir {}{}`",
+                    shell_word(&self.models_dir),
+                    if spec.default {
+                        String::new()
+                    } else {
+                        format!(" --model {name}")
+                    }
                 );
+                if name == self.recognition_model {
+                    p.push(
+                        "vision.recognition_model",
+                        Some(format!("{name:?}")),
+                        format!(
+                            "a model installed in {}: {} is missing; {fetch}",
+                            self.models_dir.display(),
+                            spec.file
+                        ),
+                    );
+                } else {
+                    p.push(
+                        "vision.models_dir",
+                        models_dir.clone(),
+                        format!("a folder holding {} (model {name}); {fetch}", spec.file),
+                    );
+                }
             }
         }
     }
@@ -281,7 +288,10 @@ mod tests {
         assert!(ps[0].starts_with("vision.ort_library"), "{ps:#?}");
         assert!(ps[1].contains("face_detection_yunet_2023mar.onnx (model yunet_2023mar)"));
         assert!(ps[1].contains("run `classproof models fetch --dir "), "{ps:#?}");
-        assert!(ps[2].starts_with("vision.recognition_model"), "{ps:#?}");
+        assert!(
+            ps[2].starts_with("vision.recognition_model = \"sface\""),
+            "{ps:#?}"
+        );
         assert!(ps[2].ends_with("--model sface`"), "{ps:#?}");
     }
 }
