@@ -14,6 +14,7 @@
 //! Layout invariant: `matrix.len() == quant.len() == templates × dim`, `scales.len() ==
 //! templates`, and `persons[i].rows` are consecutive, non-overlapping ranges covering all rows.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 /// An enrolled person as the gallery knows them.
@@ -56,6 +57,8 @@ pub struct Gallery {
     /// `matrix` quantised per template: `matrix[r][k] ≈ quant[r][k] × scales[r]`.
     quant: Vec<i8>,
     scales: Vec<f32>,
+    /// person_id → index into `persons`.
+    index: HashMap<String, usize>,
 }
 
 /// Quantises a vector to `i8` with one scale: returns the scale.
@@ -75,6 +78,7 @@ impl Gallery {
             matrix: Vec::new(),
             quant: Vec::new(),
             scales: Vec::new(),
+            index: HashMap::new(),
         }
     }
 
@@ -96,23 +100,63 @@ impl Gallery {
         self.matrix.len() / self.dim.max(1)
     }
 
-    /// Adds a person with their templates (each of length `dim`, unit length). Templates of a
-    /// wrong length are skipped. A person with no template is not added.
+    /// Adds templates (each of length `dim`, unit length) to a person, creating them if new;
+    /// name and role follow the latest call. Templates of a wrong length are skipped; a new
+    /// person with no template is not added.
     pub fn add(&mut self, person_id: &str, name: &str, role: &str, templates: &[Vec<f32>]) {
+        let mut all: Vec<Vec<f32>> = match self.index.get(person_id).copied() {
+            Some(i) => {
+                let rows = self.persons[i].rows.clone();
+                let old = rows
+                    .clone()
+                    .map(|r| self.matrix[r * self.dim..(r + 1) * self.dim].to_vec())
+                    .collect();
+                self.remove_at(i);
+                old
+            }
+            None => Vec::new(),
+        };
+        all.extend(templates.iter().filter(|t| t.len() == self.dim).cloned());
         let start = self.templates();
-        for t in templates.iter().filter(|t| t.len() == self.dim) {
+        for t in &all {
             self.matrix.extend_from_slice(t);
             let scale = quantise(t, &mut self.quant);
             self.scales.push(scale);
         }
         let end = self.templates();
         if end > start {
+            self.index.insert(person_id.to_string(), self.persons.len());
             self.persons.push(GalleryPerson {
                 person_id: person_id.to_string(),
                 name: name.to_string(),
                 role: role.to_string(),
                 rows: start..end,
             });
+        }
+    }
+
+    /// Removes a person and their templates; false when they were not in the gallery.
+    pub fn remove(&mut self, person_id: &str) -> bool {
+        match self.index.get(person_id).copied() {
+            Some(i) => {
+                self.remove_at(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let removed = self.persons.remove(i);
+        self.index.remove(&removed.person_id);
+        let rows = removed.rows;
+        let n = rows.len();
+        self.matrix.drain(rows.start * self.dim..rows.end * self.dim);
+        self.quant.drain(rows.start * self.dim..rows.end * self.dim);
+        self.scales.drain(rows.clone());
+        for (k, p) in self.persons.iter_mut().enumerate().skip(i) {
+            p.rows = p.rows.start - n..p.rows.end - n;
+            self.index.insert(p.person_id.clone(), k);
         }
     }
 
@@ -341,6 +385,17 @@ mod tests {
         let m = g.search_excluding(&unit(&[1.0, 0.0, 0.0]), Some("a")).unwrap();
         assert_eq!(g.persons()[m.person].person_id, "c");
         assert!(Gallery::new("m", 3).search(&[1.0, 0.0, 0.0]).is_none());
+        // Adding to an existing person keeps one entry (the margin is over another person).
+        g.add("b", "Ben", "trainee", &[unit(&[0.0, 0.0, 1.0])]);
+        assert_eq!((g.persons().len(), g.templates()), (3, 5));
+        let m = g.search(&unit(&[0.0, 0.1, 1.0])).unwrap();
+        assert_eq!(g.persons()[m.person].person_id, "b");
+        assert!(m.margin.unwrap() > 0.5, "{m:?}");
+        assert!(g.remove("a"));
+        assert_eq!((g.persons().len(), g.templates()), (2, 3));
+        let m = g.search(&unit(&[0.6, 0.8, 0.0])).unwrap();
+        assert_eq!(g.persons()[m.person].person_id, "c");
+        assert!((m.similarity - 1.0).abs() < 1e-6);
         let mut one = Gallery::new("m", 3);
         one.add("a", "Anna", "trainee", &[unit(&[1.0, 0.0, 0.0])]);
         assert_eq!(one.search(&unit(&[1.0, 0.0, 0.0])).unwrap().margin, None);
