@@ -1,7 +1,7 @@
 //! Wall-clock times as the box stores and shows them.
 //!
 //! Stored: µs since the Unix epoch (UTC), so ranges are integer comparisons. Shown: RFC 3339
-//! with the configured timezone's offset, e.g. `2026-11-22T10:00:00.000+08:00`.
+//! with the configured timezone's offset, e.g. `2026-11-22T10:00:00+08:00`.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -12,9 +12,10 @@ pub fn from_us(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
-/// RFC 3339 with the offset of `tz`, milliseconds precision.
+/// RFC 3339 with the offset of `tz`, with as many fractional digits as the stored µs need (none
+/// for whole seconds): a time printed and read back selects exactly the same rows.
 pub fn rfc3339(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Millis, false)
+    t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
 /// RFC 3339 of a stored µs value.
@@ -65,7 +66,7 @@ mod tests {
     #[test]
     fn shows_the_configured_offset() {
         let t = parse_time_arg("2026-11-22T02:00:00Z", Shanghai).unwrap();
-        assert_eq!(rfc3339(t, Shanghai), "2026-11-22T10:00:00.000+08:00");
+        assert_eq!(rfc3339(t, Shanghai), "2026-11-22T10:00:00+08:00");
     }
 
     #[test]
@@ -74,7 +75,7 @@ mod tests {
         let b = parse_time_arg("2026-11-22T10:00:00+08:00", Shanghai).unwrap();
         assert_eq!(a, b);
         let d = parse_time_arg("2026-11-22", Shanghai).unwrap();
-        assert_eq!(rfc3339(d, Shanghai), "2026-11-22T00:00:00.000+08:00");
+        assert_eq!(rfc3339(d, Shanghai), "2026-11-22T00:00:00+08:00");
         assert!(parse_time_arg("yesterday", Shanghai).is_err());
     }
 }

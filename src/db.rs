@@ -95,8 +95,36 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX log_type_time ON log (type, time_us);
     CREATE INDEX log_time ON log (time_us);
     "#,
-    // 2: vision and attendance (gallery, roster). Reserved.
-    "",
+    // 2: vision and attendance: the roster (persons) and their face templates (the gallery).
+    // R15: `id_number` is shown masked everywhere (logging::mask_id_number); templates are
+    // sensitive personal data and are deleted with their person.
+    r#"
+    CREATE TABLE persons (
+        person_id   TEXT PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        role        TEXT    NOT NULL CHECK (role IN ('trainee', 'teacher')),
+        id_number   TEXT,                     -- ID-card number; never logged or shown in full
+        enrolled_us INTEGER NOT NULL,
+        updated_us  INTEGER NOT NULL
+    );
+    -- One row per enrolled photo: the unit-length embedding of the recognition model `model`
+    -- (templates of another model are never compared with it).
+    CREATE TABLE templates (
+        id           INTEGER PRIMARY KEY,
+        person_id    TEXT    NOT NULL REFERENCES persons (person_id) ON DELETE CASCADE,
+        model        TEXT    NOT NULL,
+        dim          INTEGER NOT NULL,
+        vector       BLOB    NOT NULL,        -- dim little-endian f32
+        photo_sha256 TEXT    NOT NULL,
+        face_px      INTEGER NOT NULL,        -- shorter side of the detector box
+        det_score    REAL    NOT NULL,
+        sharpness    REAL    NOT NULL,
+        liveness     REAL,                    -- fused P(real); NULL when not checked
+        created_us   INTEGER NOT NULL,
+        UNIQUE (person_id, model, photo_sha256)
+    );
+    CREATE INDEX templates_model_person ON templates (model, person_id);
+    "#,
     // 3: evidence (evidence::store): the device's public keys, signed checkpoints, and the
     // retention index of files referenced by log records.
     r#"

@@ -1,1 +1,9 @@
 //! Roster, check-in state machine and head count (R8, R10–R12, R14, R19).
+//!
+//! `roster` keeps the enrolled persons and their face templates (tables `persons`, `templates`);
+//! `enroll` checks photos and turns them into templates.
+
+pub mod enroll;
+pub mod roster;
+
+pub use roster::{Person, Role};

@@ -1,22 +1,40 @@
 //! `report` and `events`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use chrono::NaiveDate;
 use clap::Args;
+use serde_json::{Value, json};
 
-/// Verdicts of a session's class hours.
+use super::UsageError;
+use crate::clock::{parse_time_arg, rfc3339_us};
+use crate::compliance::engine::Summary;
+use crate::compliance::schedule::{Occurrence, local_date, parse_occurrence_name};
+use crate::compliance::{HourVerdict, Verdict};
+use crate::config::Config;
+use crate::daemon::verdicts::{hour_json, judge_occurrence};
+use crate::db;
+use crate::evidence::log;
+
+/// Verdicts of a session's class hours (exit 1 if any class hour failed).
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     #[arg(long)]
     pub config: PathBuf,
-    /// The session to report on.
-    #[arg(long, conflicts_with = "date")]
+    /// The session: its id, or for a daily session `ID@YYYY-MM-DD` (the id alone means the
+    /// occurrence of --date, or of today).
+    #[arg(long)]
     pub session: Option<String>,
-    /// Report every session of this day (YYYY-MM-DD, local).
+    /// Every session occurring on this day (YYYY-MM-DD, local); default today.
     #[arg(long)]
     pub date: Option<String>,
-    /// One JSON object per session.
+    /// Judge as of this time instead of now (RFC 3339 or local "YYYY-MM-DD HH:MM[:SS]").
+    #[arg(long)]
+    pub at: Option<String>,
+    /// One JSON object per session, one per line.
     #[arg(long)]
     pub json: bool,
 }
@@ -26,18 +44,289 @@ pub struct ReportArgs {
 pub struct EventsArgs {
     #[arg(long)]
     pub config: PathBuf,
+    /// From this time on (RFC 3339, local "YYYY-MM-DD HH:MM" or a date).
     #[arg(long)]
     pub from: Option<String>,
+    /// Only this type, e.g. class_hour_fail; a trailing `*` matches a prefix (class_hour_*).
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn report(_args: ReportArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("report")
+fn parse_date(s: &str) -> anyhow::Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| UsageError(format!("--date {s:?}: expected YYYY-MM-DD")).into())
 }
 
-pub fn events(_args: EventsArgs) -> anyhow::Result<ExitCode> {
-    super::not_yet("events")
+/// The occurrences the arguments ask for.
+fn select<'c>(config: &'c Config, args: &ReportArgs, now_us: i64) -> anyhow::Result<Vec<Occurrence<'c>>> {
+    let tz = config.device.timezone;
+    let date = args.date.as_deref().map(parse_date).transpose()?;
+    let today = local_date(now_us, tz);
+    let Some(name) = &args.session else {
+        let day = date.unwrap_or(today);
+        return Ok(config
+            .sessions
+            .iter()
+            .filter_map(|s| s.occurrence_on(day, tz))
+            .collect());
+    };
+    let bad = |msg: String| -> anyhow::Error { UsageError(msg).into() };
+    let (id, named_date) = parse_occurrence_name(name)
+        .ok_or_else(|| bad(format!("--session {name:?}: expected ID or ID@YYYY-MM-DD")))?;
+    let session = config.sessions.iter().find(|s| s.id == id).ok_or_else(|| {
+        let known: Vec<&str> = config.sessions.iter().map(|s| s.id.as_str()).collect();
+        bad(format!(
+            "--session {id:?}: no such session in {} (sessions: {})",
+            config.file.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })?;
+    if named_date.is_some() && date.is_some() && named_date != date {
+        return Err(bad(format!("--session {name:?} and --date disagree")));
+    }
+    let occ = if session.is_daily() {
+        session.occurrence(Some(named_date.or(date).unwrap_or(today)), tz)
+    } else {
+        if named_date.is_some() {
+            return Err(bad(format!(
+                "--session {name:?}: {id:?} is a one-off session, name it without a date"
+            )));
+        }
+        let occ = session.occurrence(None, tz);
+        if let (Some(d), Some(o)) = (date, &occ) {
+            let on = local_date(o.start_us(), tz);
+            if on != d {
+                return Err(bad(format!(
+                    "--session {id:?} is a one-off session on {on}, not on {d}"
+                )));
+            }
+        }
+        occ
+    };
+    Ok(occ.into_iter().collect())
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(&args.config)?;
+    let tz = config.device.timezone;
+    let now_us = match &args.at {
+        Some(s) => parse_time_arg(s, tz)?.timestamp_micros(),
+        None => chrono::Utc::now().timestamp_micros(),
+    };
+    let occurrences = select(&config, &args, now_us)?;
+    // No database yet means nothing was ever recorded: every hour is judged on nothing.
+    let conn = if config.db_path().exists() {
+        Some(db::open_read_only(&config.device.data_dir)?)
+    } else {
+        eprintln!(
+            "classproof: no database at {} yet: judging on no recording at all",
+            config.db_path().display()
+        );
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    if occurrences.is_empty() && !args.json {
+        writeln!(out, "no sessions on that day")?;
+    }
+    let mut any_fail = false;
+    for (i, occ) in occurrences.iter().enumerate() {
+        let hours =
+            judge_occurrence(conn.as_ref(), &config, occ, now_us).context("reading the segment index")?;
+        any_fail |= hours.iter().any(|h| h.verdict == Verdict::Fail);
+        if args.json {
+            writeln!(out, "{}", report_json(&config, occ, &hours, now_us))?;
+        } else {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            write_table(&mut out, &config, occ, &hours, now_us)?;
+        }
+    }
+    Ok(if any_fail {
+        ExitCode::from(super::EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn report_json(config: &Config, occ: &Occurrence, hours: &[HourVerdict], now_us: i64) -> Value {
+    let tz = config.device.timezone;
+    json!({
+        "session": occ.name,
+        "session_id": occ.session.id,
+        "date": occ.date.map(|d| d.format("%Y-%m-%d").to_string()),
+        "class_id": occ.session.class_id,
+        "kind": occ.session.kind.as_str(),
+        "profile": config.rules.profile.name,
+        "cameras": occ.session.cameras,
+        "as_of": rfc3339_us(now_us, tz),
+        "class_hours": hours.iter().map(|h| hour_json(h, tz)).collect::<Vec<_>>(),
+        "summary": Summary::of(hours),
+    })
+}
+
+fn dur(us: i64) -> String {
+    let s = us as f64 / 1e6;
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        let whole = s.round() as i64;
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    }
+}
+
+fn write_table(
+    out: &mut impl Write,
+    config: &Config,
+    occ: &Occurrence,
+    hours: &[HourVerdict],
+    now_us: i64,
+) -> std::io::Result<()> {
+    let tz = config.device.timezone;
+    let time = |us: i64| {
+        crate::clock::from_us(us)
+            .with_timezone(&tz)
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    let day = |us: i64| local_date(us, tz).to_string();
+    writeln!(
+        out,
+        "session {}  class {}  {}  profile {}  cameras {}",
+        occ.name,
+        occ.session.class_id,
+        occ.session.kind.as_str(),
+        config.rules.profile.name,
+        occ.session.cameras.join(",")
+    )?;
+    writeln!(
+        out,
+        "{} (times {}), as of {}",
+        day(occ.start_us()),
+        tz,
+        rfc3339_us(now_us, tz)
+    )?;
+    writeln!(
+        out,
+        "{:>3}  {:<8}  {:<8}  {:<4}  {:<7}  {:>8}  {:>8}  {:>8}",
+        "#", "start", "end", "rule", "verdict", "needs", "longest", "recorded"
+    )?;
+    for h in hours {
+        let needs = h.required_run_us.map_or_else(|| "all".to_string(), dur);
+        writeln!(
+            out,
+            "{:>3}  {:<8}  {:<8}  {:<4}  {:<7}  {:>8}  {:>8}  {:>8}",
+            h.index,
+            time(h.start_us),
+            time(h.end_us),
+            h.rule,
+            h.verdict.as_str(),
+            needs,
+            dur(h.longest_run_us),
+            dur(h.recorded_us)
+        )?;
+        for hole in &h.holes {
+            writeln!(
+                out,
+                "{:>5}hole {}–{} {:>8}  {}{}",
+                "",
+                time(hole.start_us),
+                time(hole.end_us),
+                dur(hole.end_us - hole.start_us),
+                hole.cause,
+                if hole.breaks_run {
+                    ""
+                } else {
+                    " (within tolerance)"
+                }
+            )?;
+        }
+    }
+    let s = Summary::of(hours);
+    writeln!(
+        out,
+        "summary: {} pass, {} fail, {} at risk, {} pending",
+        s.pass, s.fail, s.at_risk, s.pending
+    )
+}
+
+pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(&args.config)?;
+    let tz = config.device.timezone;
+    let from = args
+        .from
+        .as_deref()
+        .map(|s| parse_time_arg(s, tz))
+        .transpose()?
+        .map(|t| t.timestamp_micros());
+    if !config.db_path().exists() {
+        eprintln!(
+            "classproof: no database at {} yet: no events",
+            config.db_path().display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let conn = db::open_read_only(&config.device.data_dir)?;
+    let (exact, prefix) = match args.kind.as_deref() {
+        Some(k) => match k.strip_suffix('*') {
+            Some(p) => (None, Some(p)),
+            None => (Some(k), None),
+        },
+        None => (None, None),
+    };
+    let records = log::read_filtered(&conn, from, exact)?;
+    let mut out = std::io::stdout().lock();
+    if !args.json {
+        writeln!(
+            out,
+            "{:>6}  {:<29}  {:<20}  {:<18}  {:>4}  {:<7}",
+            "seq", "time", "type", "session", "hour", "verdict"
+        )?;
+    }
+    for r in records
+        .iter()
+        .filter(|r| prefix.is_none_or(|p| r.kind.starts_with(p)))
+    {
+        let time = crate::clock::rfc3339(r.time, tz);
+        if args.json {
+            let mut obj = serde_json::Map::new();
+            if let Value::Object(p) = &r.payload {
+                obj.extend(p.clone());
+            } else {
+                obj.insert("payload".into(), r.payload.clone());
+            }
+            obj.insert("seq".into(), json!(r.seq));
+            obj.insert("time".into(), json!(time));
+            obj.insert("type".into(), json!(r.kind));
+            obj.entry("session").or_insert(Value::Null);
+            obj.entry("class_hour").or_insert(Value::Null);
+            obj.entry("verdict").or_insert(Value::Null);
+            writeln!(out, "{}", Value::Object(obj))?;
+        } else {
+            let p = &r.payload;
+            let field = |k: &str| match &p[k] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            writeln!(
+                out,
+                "{:>6}  {:<29}  {:<20}  {:<18}  {:>4}  {:<7}",
+                r.seq,
+                time,
+                r.kind,
+                field("session"),
+                field("class_hour"),
+                field("verdict")
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,11 +7,71 @@ use crate::config::{Problems, Section};
 const MIN: u64 = 60;
 const YEAR_DAYS: u64 = 365;
 
+/// Whose documents a profile's rules come from; names the rule ids in verdicts (a `custom`
+/// profile keeps the ids of its base).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    /// 豫人社办〔2025〕60号: R1, R2, R4, R5, R13.
+    Henan,
+    /// 阳人社规发〔2024〕2号: R3.
+    ShanxiYangquan,
+}
+
+/// What a session is, as scheduled: it decides which recording rule its class hours meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// 理论教学: R1 (henan, end to end) or R3 (shanxi-yangquan, an unbroken run).
+    Theory,
+    /// 实操培训: R2 (henan, 15 min unbroken) or R3 (shanxi-yangquan, 10 min unbroken).
+    Practical,
+    /// 补课: R13, recorded end to end.
+    Makeup,
+}
+
+impl SessionKind {
+    pub const NAMES: [&'static str; 3] = ["theory", "practical", "makeup"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Theory => "theory",
+            SessionKind::Practical => "practical",
+            SessionKind::Makeup => "makeup",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SessionKind> {
+        match s {
+            "theory" => Some(SessionKind::Theory),
+            "practical" => Some(SessionKind::Practical),
+            "makeup" => Some(SessionKind::Makeup),
+            _ => None,
+        }
+    }
+}
+
+/// What one class hour needs from the recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// Recorded end to end: no hole longer than the continuity tolerance anywhere in the hour.
+    FullRecording,
+    /// One unbroken run at least this long inside the hour.
+    MinRun(Duration),
+}
+
+/// The rule a class hour is judged by: its id in ../shared/RULES.md and what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub id: &'static str,
+    pub requirement: Requirement,
+}
+
 /// The parameters a class hour, a class and the evidence store are judged by.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     /// Name as written in the config (`henan`, `shanxi-yangquan`, `custom`).
     pub name: String,
+    /// The province the rules come from (for `custom`: that of its base).
+    pub region: Region,
     /// R5: a scheduled class hour shorter than this is rejected when the schedule is loaded.
     pub min_class_hour: Duration,
     /// R1: theory class hours must be recorded end to end.
@@ -41,6 +101,7 @@ impl Profile {
     pub fn henan() -> Profile {
         Profile {
             name: "henan".into(),
+            region: Region::Henan,
             min_class_hour: Duration::from_secs(40 * MIN),
             theory_full_recording: true,
             theory_min_run: Duration::from_secs(15 * MIN),
@@ -59,6 +120,7 @@ impl Profile {
     pub fn shanxi_yangquan() -> Profile {
         Profile {
             name: "shanxi-yangquan".into(),
+            region: Region::ShanxiYangquan,
             min_class_hour: Duration::from_secs(40 * MIN),
             theory_full_recording: false,
             theory_min_run: Duration::from_secs(10 * MIN),
@@ -70,6 +132,38 @@ impl Profile {
             max_trainees: None,
             trainees_per_teacher: None,
             retention: Duration::from_secs(2 * YEAR_DAYS * 86_400),
+        }
+    }
+
+    /// The rule the class hours of a session of `kind` are judged by.
+    pub fn rule_for(&self, kind: SessionKind) -> Rule {
+        let min_run = Requirement::MinRun;
+        match kind {
+            SessionKind::Theory if self.theory_full_recording => Rule {
+                id: "R1",
+                requirement: Requirement::FullRecording,
+            },
+            SessionKind::Theory => Rule {
+                id: "R3",
+                requirement: min_run(self.theory_min_run),
+            },
+            SessionKind::Practical => Rule {
+                id: match self.region {
+                    Region::Henan => "R2",
+                    Region::ShanxiYangquan => "R3",
+                },
+                requirement: min_run(self.practical_min_run),
+            },
+            // R13 asks for the whole make-up session on camera; where a custom profile turns
+            // that off, a make-up hour needs what a practical hour needs.
+            SessionKind::Makeup => Rule {
+                id: "R13",
+                requirement: if self.makeup_full_recording {
+                    Requirement::FullRecording
+                } else {
+                    min_run(self.practical_min_run)
+                },
+            },
         }
     }
 
@@ -219,9 +313,20 @@ impl RulesConfig {
                 format!("run >= {}", humantime::format_duration(pr.theory_min_run))
             },
             humantime::format_duration(pr.continuity_tolerance),
-            humantime::format_duration(pr.retention),
+            retention_text(pr.retention),
         );
         s
+    }
+}
+
+/// Retention in whole days when it is whole days ("1095 days"): humantime would count a year
+/// as 365.25 days and print "2years 11months 29days 15h 50m 24s" for three years.
+fn retention_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs.is_multiple_of(86_400) && d.subsec_nanos() == 0 {
+        format!("{} days", secs / 86_400)
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 
@@ -260,6 +365,7 @@ mod tests {
         assert_eq!(r.profile.min_class_hour, Duration::from_secs(60));
         assert_eq!(r.profile.practical_min_run, Duration::from_secs(15));
         assert!(r.profile.theory_full_recording);
+        assert!(r.summary().ends_with("retention 1095 days"), "{}", r.summary());
     }
 
     #[test]

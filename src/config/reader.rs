@@ -193,7 +193,7 @@ impl<'t> Section<'t> {
         if path.is_absolute() {
             path.to_path_buf()
         } else {
-            self.base_dir.join(path)
+            normalize(&self.base_dir.join(path))
         }
     }
 
@@ -282,6 +282,25 @@ impl<'t> Section<'t> {
     }
 }
 
+/// Removes `.` and `..` components lexically (`/srv/deploy/../var` → `/srv/var`), so the
+/// paths the daemon prints and stores read the way a technician expects.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,10 +336,7 @@ mod tests {
         let (t, dir) = read("p = \"../data\"\nq = \"/abs\"\n");
         let root = Section::root(&t, &dir);
         let mut p = Problems::default();
-        assert_eq!(
-            root.path(&mut p, "p").unwrap(),
-            PathBuf::from("/etc/classproof/../data")
-        );
+        assert_eq!(root.path(&mut p, "p").unwrap(), PathBuf::from("/etc/data"));
         assert_eq!(root.path(&mut p, "q").unwrap(), PathBuf::from("/abs"));
     }
 }

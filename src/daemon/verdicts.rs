@@ -1,11 +1,476 @@
 //! The live class-hour judge: re-evaluates the schedule as segments close and gaps open, and
-//! appends verdict events (issue 3). Glue between the store and the pure `compliance` module.
+//! appends verdict events (issue 3). Glue between the store and the pure `compliance` module;
+//! `classproof report` uses the same functions, so the report and the live events agree.
+//!
+//! Events (evidence log types, one per class hour occurrence and type at most):
+//! - `class_hour_pass`, `class_hour_at_risk`, `class_hour_fail`: what the judge saw while the
+//!   hour ran (up to its end plus the settle time). Live observations: an event written in
+//!   error by a camera whose stall was not noticed yet is never taken back, but
+//! - `class_hour_final`: the verdict, written once the hour has ended and the cameras'
+//!   stall timeouts have passed (the settle time), so that a hole at the very end is known.
+//!
+//! Restarts: events already in the log are never written again; hours that ended while the
+//! daemon was down get their `class_hour_final` at the next start (going back at most
+//! [`CATCH_UP`], and never before the judge first ran on this box, `meta.compliance_since`).
 
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use thiserror::Error;
+use tracing::{info, warn};
 
 use super::jobs::JobContext;
+use crate::clock::{from_us, rfc3339_us};
+use crate::compliance::schedule::Occurrence;
+use crate::compliance::timeline::{CameraTimeline, Missing, Recorded};
+use crate::compliance::{HourVerdict, Verdict, judge_hour};
+use crate::config::Config;
+use crate::db;
+use crate::evidence::log::{self, LogError, NewRecord};
+use crate::media::index::{self, Entry, SegmentState};
 
-/// Starts the job; `None` when there is nothing to judge.
-pub fn spawn(_ctx: JobContext) -> std::io::Result<Option<JoinHandle<()>>> {
-    Ok(None)
+/// How often the judge looks again when nothing changed: at-risk and fail moments come from
+/// the clock alone, and must be written within 2 s of becoming true.
+pub const TICK: Duration = Duration::from_millis(250);
+/// How far back a restarted judge still writes missing final verdicts.
+pub const CATCH_UP: Duration = Duration::from_secs(7 * 86_400);
+/// Added to the cameras' largest stall timeout before a final verdict is written.
+pub const SETTLE_MARGIN: Duration = Duration::from_secs(1);
+/// Segments that start this long before a class hour are read too, so that a clock step
+/// inside a stream at the hour's start is recognised (see `compliance::timeline`).
+const LOOKBACK_US: i64 = 10 * 60 * 1_000_000;
+/// `meta` key: when the judge first ran on this box (µs).
+const META_SINCE: &str = "compliance_since";
+
+#[derive(Debug, Error)]
+pub enum VerdictError {
+    #[error("verdicts: database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("verdicts: {0}")]
+    Open(#[from] db::DbError),
+    #[error("{0}")]
+    Log(#[from] LogError),
 }
+
+/// The event types, in the order they can happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Pass,
+    AtRisk,
+    Fail,
+    Final,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Pass,
+        EventKind::AtRisk,
+        EventKind::Fail,
+        EventKind::Final,
+    ];
+
+    /// The evidence log type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Pass => "class_hour_pass",
+            EventKind::AtRisk => "class_hour_at_risk",
+            EventKind::Fail => "class_hour_fail",
+            EventKind::Final => "class_hour_final",
+        }
+    }
+}
+
+/// Converts one camera's index rows into the engine's timeline, resolved at `now`: an open
+/// segment counts as recorded up to now, an open gap is a hole up to now, a damaged segment
+/// is not recorded, and nothing at or after `now` exists yet.
+pub fn to_timeline(camera: &str, entries: &[Entry], now_us: i64) -> CameraTimeline {
+    let mut t = CameraTimeline {
+        camera: camera.to_string(),
+        ..Default::default()
+    };
+    for e in entries
+        .iter()
+        .filter(|e| e.camera() == camera && e.start_us() < now_us)
+    {
+        match e {
+            Entry::Segment(s) => {
+                let end = match s.state {
+                    SegmentState::Recording => now_us,
+                    _ => s.end_us.unwrap_or(s.start_us),
+                }
+                .min(now_us);
+                if s.state == SegmentState::Damaged {
+                    t.missing.push(Missing {
+                        start_us: s.start_us,
+                        end_us: s.end_us.unwrap_or(now_us).min(now_us),
+                        cause: "damaged".into(),
+                    });
+                } else {
+                    t.recorded.push(Recorded {
+                        start_us: s.start_us,
+                        end_us: end,
+                        stream: s.stream_id.clone(),
+                        seq: s.stream_seq,
+                    });
+                }
+            }
+            Entry::Gap(g) => t.missing.push(Missing {
+                start_us: g.start_us,
+                end_us: g.end_us.unwrap_or(now_us).min(now_us),
+                cause: g.cause.clone(),
+            }),
+        }
+    }
+    t
+}
+
+/// The timelines of `cameras` around `[from_us, to_us)`, resolved at `now`.
+pub fn load_timelines(
+    conn: &Connection,
+    cameras: &[String],
+    from_us: i64,
+    to_us: i64,
+    now_us: i64,
+) -> rusqlite::Result<Vec<CameraTimeline>> {
+    cameras
+        .iter()
+        .map(|c| {
+            let rows = index::timeline(conn, Some(c), Some(from_us - LOOKBACK_US), Some(to_us))?;
+            Ok(to_timeline(c, &rows, now_us))
+        })
+        .collect()
+}
+
+/// Judges one class hour of an occurrence from the index (`conn = None`: nothing recorded).
+pub fn judge_one(
+    conn: Option<&Connection>,
+    config: &Config,
+    occ: &Occurrence,
+    hour: &crate::compliance::ClassHour,
+    now_us: i64,
+) -> rusqlite::Result<HourVerdict> {
+    let timelines = match conn {
+        Some(c) => load_timelines(c, &occ.session.cameras, hour.start_us, hour.end_us, now_us)?,
+        None => Vec::new(),
+    };
+    let rule = occ.session.rule(&config.rules);
+    let tolerance = config.rules.profile.continuity_tolerance.as_micros() as i64;
+    Ok(judge_hour(hour, &rule, tolerance, &timelines, now_us))
+}
+
+/// Judges every class hour of an occurrence.
+pub fn judge_occurrence(
+    conn: Option<&Connection>,
+    config: &Config,
+    occ: &Occurrence,
+    now_us: i64,
+) -> rusqlite::Result<Vec<HourVerdict>> {
+    occ.hours
+        .iter()
+        .map(|h| judge_one(conn, config, occ, h, now_us))
+        .collect()
+}
+
+fn secs(us: i64) -> f64 {
+    (us as f64 / 1e3).round() / 1e3
+}
+
+/// A class hour's verdict as JSON (the report's `class_hours[]` items; event payloads).
+pub fn hour_json(v: &HourVerdict, tz: chrono_tz::Tz) -> Value {
+    json!({
+        "index": v.index,
+        "start": rfc3339_us(v.start_us, tz),
+        "end": rfc3339_us(v.end_us, tz),
+        "rule": v.rule,
+        "verdict": v.verdict.as_str(),
+        "required_run_s": v.required_run_us.map(secs),
+        "longest_run_s": secs(v.longest_run_us),
+        "recorded_s": secs(v.recorded_us),
+        "holes": v.holes.iter().map(|h| json!({
+            "start": rfc3339_us(h.start_us, tz),
+            "end": rfc3339_us(h.end_us, tz),
+            "cause": h.cause,
+            "duration_s": secs(h.end_us - h.start_us),
+            "breaks_run": h.breaks_run,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// How long after a class hour's end its final verdict waits: the largest stall timeout of
+/// the session's cameras (a camera that froze just before the end is noticed only then) plus
+/// a margin.
+pub fn settle(config: &Config, occ: &Occurrence) -> Duration {
+    config
+        .cameras
+        .iter()
+        .filter(|c| occ.session.cameras.contains(&c.id))
+        .map(|c| c.stall_timeout)
+        .max()
+        .unwrap_or(crate::media::config::DEFAULT_STALL_TIMEOUT)
+        + SETTLE_MARGIN
+}
+
+/// An event the judge wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub kind: EventKind,
+    pub session: String,
+    pub class_hour: u32,
+    pub verdict: Verdict,
+    pub seq: i64,
+}
+
+type HourKey = (String, u32);
+
+/// The judge's memory between evaluations: which events each class hour already has.
+pub struct Judge {
+    config: Arc<Config>,
+    since_us: i64,
+    /// Events already in the log, per class hour, with the hour's end (for forgetting).
+    written: HashMap<HourKey, (i64, Vec<EventKind>)>,
+}
+
+impl Judge {
+    /// Starts judging: remembers (or records) when judging began on this box and which events
+    /// the log already holds.
+    pub fn new(conn: &Connection, config: Arc<Config>, now_us: i64) -> Result<Judge, VerdictError> {
+        let since_us = match db::meta_get(conn, META_SINCE)?.and_then(|s| s.parse().ok()) {
+            Some(s) => s,
+            None => {
+                db::meta_set(conn, META_SINCE, &now_us.to_string())?;
+                now_us
+            }
+        };
+        let mut judge = Judge {
+            config,
+            since_us,
+            written: HashMap::new(),
+        };
+        // Events are written while their hour runs or soon after; an hour still of interest
+        // ended at most CATCH_UP ago and lasted at most a day.
+        let from = now_us - CATCH_UP.as_micros() as i64 - 2 * 86_400_000_000;
+        for kind in EventKind::ALL {
+            for rec in log::read_filtered(conn, Some(from), Some(kind.as_str()))? {
+                let p = &rec.payload;
+                let (Some(session), Some(index)) = (p["session"].as_str(), p["class_hour"].as_u64()) else {
+                    continue;
+                };
+                let end = p["end_us"].as_i64().unwrap_or(rec.time.timestamp_micros());
+                judge
+                    .written
+                    .entry((session.to_string(), index as u32))
+                    .or_insert((end, Vec::new()))
+                    .1
+                    .push(kind);
+            }
+        }
+        Ok(judge)
+    }
+
+    /// When judging began on this box (µs).
+    pub fn since_us(&self) -> i64 {
+        self.since_us
+    }
+
+    fn has(&self, key: &HourKey, kind: EventKind) -> bool {
+        self.written.get(key).is_some_and(|(_, k)| k.contains(&kind))
+    }
+
+    /// One evaluation at `now`: judges every class hour that started and still lacks its final
+    /// verdict, and appends the events that became due, all in one transaction.
+    pub fn step(&mut self, conn: &mut Connection, now_us: i64) -> Result<Vec<Written>, VerdictError> {
+        let config = self.config.clone();
+        let tz = config.device.timezone;
+        let oldest = self.since_us.max(now_us - CATCH_UP.as_micros() as i64);
+        let mut due: Vec<(EventKind, Value, HourVerdict, String)> = Vec::new();
+        for session in &config.sessions {
+            for occ in session.occurrences_between(oldest, now_us + 1, tz) {
+                let settle = settle(&config, &occ).as_micros() as i64;
+                for hour in &occ.hours {
+                    let key = (occ.name.clone(), hour.index);
+                    if hour.start_us > now_us
+                        || hour.end_us <= self.since_us
+                        || hour.end_us + settle < oldest
+                        || self.has(&key, EventKind::Final)
+                    {
+                        continue;
+                    }
+                    let v = judge_one(Some(conn), &config, &occ, hour, now_us)?;
+                    let settled = now_us >= hour.end_us + settle;
+                    let kind = if settled {
+                        Some(EventKind::Final)
+                    } else {
+                        match v.verdict {
+                            Verdict::Pass => Some(EventKind::Pass),
+                            Verdict::AtRisk => Some(EventKind::AtRisk),
+                            Verdict::Fail => Some(EventKind::Fail),
+                            Verdict::Pending => None,
+                        }
+                    };
+                    if let Some(kind) = kind.filter(|k| !self.has(&key, *k)) {
+                        let payload = event_payload(&config, &occ, &v, tz);
+                        due.push((kind, payload, v, occ.name.clone()));
+                    }
+                }
+            }
+        }
+        self.forget_old(now_us);
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = db::write_tx(conn)?;
+        let mut written = Vec::new();
+        for (kind, payload, v, session) in due {
+            let (seq, _) = log::append(
+                &tx,
+                &NewRecord {
+                    time: from_us(now_us),
+                    kind: kind.as_str().to_string(),
+                    payload,
+                    file_sha256: None,
+                },
+            )?;
+            written.push(Written {
+                kind,
+                session,
+                class_hour: v.index,
+                verdict: v.verdict,
+                seq,
+            });
+        }
+        tx.commit()?;
+        for w in &written {
+            let v = w.verdict.as_str();
+            match w.kind {
+                EventKind::AtRisk | EventKind::Fail => warn!(
+                    session = %w.session, class_hour = w.class_hour, verdict = v, seq = w.seq,
+                    "{}", w.kind.as_str()
+                ),
+                EventKind::Final if w.verdict == Verdict::Fail => warn!(
+                    session = %w.session, class_hour = w.class_hour, verdict = v, seq = w.seq,
+                    "{}", w.kind.as_str()
+                ),
+                _ => info!(
+                    session = %w.session, class_hour = w.class_hour, verdict = v, seq = w.seq,
+                    "{}", w.kind.as_str()
+                ),
+            }
+            let end = written_end(&config, w, tz);
+            self.written
+                .entry((w.session.clone(), w.class_hour))
+                .or_insert((end, Vec::new()))
+                .1
+                .push(w.kind);
+        }
+        Ok(written)
+    }
+
+    fn forget_old(&mut self, now_us: i64) {
+        let horizon = now_us - CATCH_UP.as_micros() as i64 - 86_400_000_000;
+        self.written.retain(|_, (end, _)| *end >= horizon);
+    }
+}
+
+/// The end of the class hour an event was written for (for forgetting it later).
+fn written_end(config: &Config, w: &Written, tz: chrono_tz::Tz) -> i64 {
+    let Some((id, date)) = crate::compliance::schedule::parse_occurrence_name(&w.session) else {
+        return i64::MAX;
+    };
+    config
+        .sessions
+        .iter()
+        .find(|s| s.id == id)
+        .and_then(|s| s.occurrence(date, tz))
+        .and_then(|o| {
+            let i = (w.class_hour as usize).checked_sub(1)?;
+            o.hours.get(i).map(|h| h.end_us)
+        })
+        .unwrap_or(i64::MAX)
+}
+
+fn event_payload(config: &Config, occ: &Occurrence, v: &HourVerdict, tz: chrono_tz::Tz) -> Value {
+    let mut p = hour_json(v, tz);
+    if let Some(hour) = p.as_object_mut() {
+        let index = hour.remove("index").unwrap_or(Value::Null);
+        hour.insert("class_hour".into(), index);
+        hour.insert("session".into(), json!(occ.name));
+        hour.insert("session_id".into(), json!(occ.session.id));
+        hour.insert(
+            "date".into(),
+            json!(occ.date.map(|d| d.format("%Y-%m-%d").to_string())),
+        );
+        hour.insert("class_id".into(), json!(occ.session.class_id));
+        hour.insert("kind".into(), json!(occ.session.kind.as_str()));
+        hour.insert("profile".into(), json!(config.rules.profile.name));
+        hour.insert("cameras".into(), json!(occ.session.cameras));
+        hour.insert("start_us".into(), json!(v.start_us));
+        hour.insert("end_us".into(), json!(v.end_us));
+    }
+    p
+}
+
+/// Starts the job; `None` when there is nothing to judge (no sessions).
+pub fn spawn(ctx: JobContext) -> io::Result<Option<JoinHandle<()>>> {
+    if ctx.config.sessions.is_empty() {
+        return Ok(None);
+    }
+    std::thread::Builder::new()
+        .name("verdicts".into())
+        .spawn(move || run(ctx))
+        .map(Some)
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn run(ctx: JobContext) {
+    // The database and the judge are retried, never given up on: the verdicts are the box's
+    // point, and a locked or briefly unavailable database must not end them.
+    let mut failures = 0u32;
+    let (mut conn, mut judge) = loop {
+        if ctx.stopping() {
+            return;
+        }
+        let started = db::open(&ctx.config.device.data_dir)
+            .map_err(VerdictError::from)
+            .and_then(|c| Ok((Judge::new(&c, ctx.config.clone(), now_us())?, c)));
+        match started {
+            Ok((j, c)) => break (c, j),
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(60) {
+                    warn!(error = %e, "verdicts: cannot start the judge, retrying");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    };
+    info!(
+        sessions = ctx.config.sessions.len(),
+        since = %rfc3339_us(judge.since_us(), ctx.config.device.timezone),
+        "verdicts: judging class hours"
+    );
+    let mut seen = ctx.changes.version();
+    let mut failing = false;
+    while !ctx.stopping() {
+        match judge.step(&mut conn, now_us()) {
+            Ok(_) => failing = false,
+            Err(e) => {
+                if !failing {
+                    warn!(error = %e, "verdicts: evaluation failed, retrying");
+                }
+                failing = true;
+            }
+        }
+        seen = ctx.changes.wait(seen, TICK);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(
             c.unwrap().source,
             Source::File {
-                path: PathBuf::from("/etc/classproof/../var/t.mp4"),
+                path: PathBuf::from("/etc/var/t.mp4"),
                 looped: true,
                 realtime: true
             }

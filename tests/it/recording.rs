@@ -208,6 +208,30 @@ fn a_camera_outage_is_one_camera_lost_gap_and_recording_resumes_within_5s() {
         "a new connection after the outage"
     );
     assert_playable(&segs);
+
+    // `segments --from/--to` returns what overlaps the window, and only that.
+    let out = crate::support::classproof(&[
+        "segments",
+        "--json",
+        "--config",
+        &config.to_string_lossy(),
+        "--camera",
+        "front",
+        "--from",
+        gap["start"].as_str().unwrap(),
+        "--to",
+        gap["end"].as_str().unwrap(),
+    ]);
+    let window: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        window.len(),
+        1,
+        "only the gap lies inside its own span: {window:#?}"
+    );
+    assert_eq!(window[0]["type"], "gap");
 }
 
 #[test]

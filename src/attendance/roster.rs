@@ -1,0 +1,342 @@
+//! The roster (`persons`) and the face templates (`templates`) in `classproof.db`, and the 1:N
+//! gallery built from them at start.
+//!
+//! R15: the ID-card number is stored for the provincial real-name system but leaves this module
+//! only masked ([`Person::id_number_masked`]); templates are never logged.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use thiserror::Error;
+
+use crate::logging::mask_id_number;
+use crate::vision::Gallery;
+
+#[derive(Debug, Error)]
+pub enum RosterError {
+    #[error("roster: database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("roster: {0}")]
+    Invalid(String),
+}
+
+/// Who a person is in class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Trainee,
+    Teacher,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Trainee => "trainee",
+            Role::Teacher => "teacher",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role, RosterError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "trainee" | "student" | "学员" => Ok(Role::Trainee),
+            "teacher" | "教师" => Ok(Role::Teacher),
+            other => Err(RosterError::Invalid(format!(
+                "role {other:?}: expected trainee or teacher"
+            ))),
+        }
+    }
+}
+
+/// An enrolled person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Person {
+    pub person_id: String,
+    pub name: String,
+    pub role: Role,
+    /// Full ID-card number: never log or print it (R15); use [`Person::id_number_masked`].
+    pub id_number: Option<String>,
+}
+
+impl Person {
+    /// The ID-card number as it may be shown (R15).
+    pub fn id_number_masked(&self) -> Option<String> {
+        self.id_number.as_deref().map(mask_id_number)
+    }
+}
+
+/// A person with their template count (for `roster list`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterEntry {
+    pub person: Person,
+    /// Templates of the given recognition model.
+    pub templates: usize,
+    /// Templates of other models (need re-enrollment to be used).
+    pub other_templates: usize,
+    pub enrolled_us: i64,
+}
+
+/// A template about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewTemplate<'a> {
+    pub model: &'a str,
+    pub vector: &'a [f32],
+    pub photo_sha256: &'a str,
+    pub face_px: u32,
+    pub det_score: f32,
+    pub sharpness: f32,
+    pub liveness: Option<f32>,
+}
+
+/// Person ids: the same alphabet as other ids (letters, digits, `-`, `_`, `.`), at most 64.
+pub fn check_person_id(id: &str) -> Result<(), RosterError> {
+    if crate::config::is_valid_id(id, 64) {
+        Ok(())
+    } else {
+        Err(RosterError::Invalid(format!(
+            "person id {id:?}: expected 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// Inserts or updates a person (name, role and ID number follow the latest enrollment; an
+/// empty ID number keeps the stored one).
+pub fn upsert_person(tx: &Transaction, p: &Person, now_us: i64) -> Result<(), RosterError> {
+    check_person_id(&p.person_id)?;
+    if p.name.trim().is_empty() {
+        return Err(RosterError::Invalid(format!(
+            "person {}: empty name",
+            p.person_id
+        )));
+    }
+    tx.execute(
+        "INSERT INTO persons (person_id, name, role, id_number, enrolled_us, updated_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+         ON CONFLICT (person_id) DO UPDATE SET
+            name = excluded.name, role = excluded.role,
+            id_number = COALESCE(excluded.id_number, persons.id_number),
+            updated_us = excluded.updated_us",
+        params![p.person_id, p.name, p.role.as_str(), p.id_number, now_us],
+    )?;
+    Ok(())
+}
+
+/// Stores a template; returns false when this photo is already enrolled for this person and
+/// model.
+pub fn add_template(
+    tx: &Transaction,
+    person_id: &str,
+    t: &NewTemplate,
+    now_us: i64,
+) -> Result<bool, RosterError> {
+    let blob: Vec<u8> = t.vector.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO templates
+            (person_id, model, dim, vector, photo_sha256, face_px, det_score, sharpness, liveness, created_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            person_id,
+            t.model,
+            t.vector.len() as i64,
+            blob,
+            t.photo_sha256,
+            t.face_px,
+            t.det_score as f64,
+            t.sharpness as f64,
+            t.liveness.map(|l| l as f64),
+            now_us
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// True when this photo is already a template of this person for this model.
+pub fn has_photo(
+    conn: &Connection,
+    person_id: &str,
+    model: &str,
+    photo_sha256: &str,
+) -> Result<bool, RosterError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM templates WHERE person_id = ?1 AND model = ?2 AND photo_sha256 = ?3",
+            params![person_id, model, photo_sha256],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+/// One person.
+pub fn get_person(conn: &Connection, person_id: &str) -> Result<Option<Person>, RosterError> {
+    let row = conn
+        .query_row(
+            "SELECT person_id, name, role, id_number FROM persons WHERE person_id = ?1",
+            [person_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    row.map(|(person_id, name, role, id_number)| {
+        Ok(Person {
+            person_id,
+            name,
+            role: Role::parse(&role)?,
+            id_number,
+        })
+    })
+    .transpose()
+}
+
+/// Everyone, by person id, with template counts for `model`.
+pub fn list(conn: &Connection, model: &str) -> Result<Vec<RosterEntry>, RosterError> {
+    let mut stmt = conn.prepare(
+        "SELECT p.person_id, p.name, p.role, p.id_number, p.enrolled_us,
+                (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.person_id AND t.model = ?1),
+                (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.person_id AND t.model <> ?1)
+         FROM persons p ORDER BY p.person_id",
+    )?;
+    let rows = stmt.query_map([model], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+            r.get::<_, i64>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (person_id, name, role, id_number, enrolled_us, n, other) = row?;
+        out.push(RosterEntry {
+            person: Person {
+                person_id,
+                name,
+                role: Role::parse(&role)?,
+                id_number,
+            },
+            templates: n as usize,
+            other_templates: other as usize,
+            enrolled_us,
+        });
+    }
+    Ok(out)
+}
+
+/// The gallery of every template of `model` (persons in id order, each person's templates
+/// adjacent), as loaded at start.
+pub fn load_gallery(conn: &Connection, model: &str, dim: usize) -> Result<Gallery, RosterError> {
+    let mut gallery = Gallery::new(model, dim);
+    let mut stmt = conn.prepare(
+        "SELECT p.person_id, p.name, p.role, t.vector
+         FROM templates t JOIN persons p ON p.person_id = t.person_id
+         WHERE t.model = ?1 AND t.dim = ?2
+         ORDER BY p.person_id, t.id",
+    )?;
+    let mut rows = stmt.query(params![model, dim as i64])?;
+    let mut current: Option<(String, String, String)> = None;
+    let mut templates: Vec<Vec<f32>> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        if current.as_ref().is_some_and(|c| c.0 != id)
+            && let Some((pid, name, role)) = current.take()
+        {
+            gallery.add(&pid, &name, &role, &std::mem::take(&mut templates));
+        }
+        if current.is_none() {
+            current = Some((id, r.get(1)?, r.get(2)?));
+        }
+        let blob: Vec<u8> = r.get(3)?;
+        templates.push(decode_vector(&blob));
+    }
+    if let Some((pid, name, role)) = current {
+        gallery.add(&pid, &name, &role, &templates);
+    }
+    Ok(gallery)
+}
+
+/// The templates of one person for `model`.
+pub fn load_gallery_of(
+    conn: &Connection,
+    model: &str,
+    dim: usize,
+    person_id: &str,
+) -> Result<Vec<Vec<f32>>, RosterError> {
+    let mut stmt = conn.prepare(
+        "SELECT vector FROM templates WHERE model = ?1 AND dim = ?2 AND person_id = ?3 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![model, dim as i64, person_id], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for blob in rows {
+        out.push(decode_vector(&blob?));
+    }
+    Ok(out)
+}
+
+fn decode_vector(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db;
+
+    #[test]
+    fn persons_and_templates_round_trip_into_a_gallery() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = db::open(dir.path()).unwrap();
+        let tx = db::write_tx(&mut conn).unwrap();
+        let anna = Person {
+            person_id: "p1".into(),
+            name: "Anna".into(),
+            role: Role::Trainee,
+            id_number: Some("410105199001011234".into()),
+        };
+        upsert_person(&tx, &anna, 1).unwrap();
+        let t = |v: &'static [f32], sha: &'static str| NewTemplate {
+            model: "m",
+            vector: v,
+            photo_sha256: sha,
+            face_px: 100,
+            det_score: 0.9,
+            sharpness: 50.0,
+            liveness: Some(0.99),
+        };
+        assert!(add_template(&tx, "p1", &t(&[1.0, 0.0], "a"), 1).unwrap());
+        assert!(
+            !add_template(&tx, "p1", &t(&[1.0, 0.0], "a"), 1).unwrap(),
+            "same photo twice"
+        );
+        assert!(add_template(&tx, "p1", &t(&[0.0, 1.0], "b"), 1).unwrap());
+        let ben = Person {
+            person_id: "p2".into(),
+            name: "Ben".into(),
+            role: Role::Teacher,
+            id_number: None,
+        };
+        upsert_person(&tx, &ben, 2).unwrap();
+        add_template(
+            &tx,
+            "p2",
+            &NewTemplate {
+                model: "other",
+                ..t(&[0.6, 0.8], "c")
+            },
+            2,
+        )
+        .unwrap();
+        tx.commit().unwrap();
+
+        let g = load_gallery(&conn, "m", 2).unwrap();
+        assert_eq!((g.persons().len(), g.templates()), (1, 2));
+        let m = g.search(&[0.0, 1.0]).unwrap();
+        assert_eq!(g.persons()[m.person].person_id, "p1");
+        let l = list(&conn, "m").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!((l[0].templates, l[1].templates, l[1].other_templates), (2, 0, 1));
+        assert_eq!(l[0].person.id_number_masked().unwrap(), "410105********1234");
+        assert!(has_photo(&conn, "p1", "m", "b").unwrap());
+        assert!(Role::parse("pilot").is_err());
+        assert!(check_person_id("a b").is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! The judge on a real SQLite file, driven with chosen clock values: which events are written
+//! when, and that a restart writes none twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::*;
+use crate::media::{ClosedSegment, GapCause};
+
+const S: i64 = 1_000_000;
+/// 2026-11-22T10:00:00+08:00.
+const T0: i64 = 1_795_312_800 * S;
+
+fn t(sec: f64) -> i64 {
+    T0 + (sec * 1e6).round() as i64
+}
+
+/// Three practical class hours of 60 s from T0, custom profile (run 15 s, tolerance 2 s),
+/// camera stall timeout 5 s → settle 6 s.
+fn config(data_dir: &Path) -> Arc<Config> {
+    let text = format!(
+        r#"
+[device]
+id = "box"
+data_dir = "{}"
+[rules]
+profile = "custom"
+min_class_hour = "60s"
+practical_min_run = "15s"
+continuity_tolerance = "2s"
+[[camera]]
+id = "front"
+url = "rtsp://127.0.0.1:1/cam"
+[[session]]
+id = "s1"
+class_id = "c1"
+kind = "practical"
+cameras = ["front"]
+start = "2026-11-22T10:00:00+08:00"
+class_hours = 3
+class_hour = "60s"
+break = "0s"
+"#,
+        data_dir.display()
+    );
+    Arc::new(Config::parse(&text, Path::new("c.toml")).unwrap())
+}
+
+fn open_segment(conn: &mut Connection, stream: &str, seq: u32, a: f64) {
+    let tx = db::write_tx(conn).unwrap();
+    let path = PathBuf::from(format!("video/front/{stream}-{seq}.mp4"));
+    index::insert_recording_segment(&tx, "front", stream, seq, &path, "h264", t(a)).unwrap();
+    tx.commit().unwrap();
+}
+
+fn close_segment(conn: &mut Connection, stream: &str, seq: u32, a: f64, b: f64) {
+    let tx = db::write_tx(conn).unwrap();
+    let seg = ClosedSegment {
+        camera: "front".into(),
+        stream_id: stream.into(),
+        stream_seq: seq,
+        path: PathBuf::from(format!("video/front/{stream}-{seq}.mp4")),
+        codec: "h264".into(),
+        start: from_us(t(a)),
+        end: from_us(t(b)),
+        media_duration: Duration::from_micros((t(b) - t(a)) as u64),
+        bytes: 1000,
+        sha256: "00".into(),
+    };
+    index::finish_segment(&tx, &seg, SegmentState::Closed, None).unwrap();
+    tx.commit().unwrap();
+}
+
+fn open_gap(conn: &mut Connection, a: f64) -> i64 {
+    let tx = db::write_tx(conn).unwrap();
+    let id = index::open_gap(&tx, "front", t(a), GapCause::CameraLost, "test", t(a)).unwrap();
+    tx.commit().unwrap();
+    id
+}
+
+fn close_gap(conn: &mut Connection, id: i64, b: f64) {
+    let tx = db::write_tx(conn).unwrap();
+    index::close_gap(&tx, id, t(b), None).unwrap();
+    tx.commit().unwrap();
+}
+
+fn step(j: &mut Judge, conn: &mut Connection, now: f64) -> Vec<(EventKind, u32, Verdict)> {
+    j.step(conn, t(now))
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.kind, w.class_hour, w.verdict))
+        .collect()
+}
+
+#[test]
+fn events_are_written_when_due_and_once() {
+    use EventKind::*;
+    use Verdict as V;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut conn = db::open(dir.path()).unwrap();
+    let mut j = Judge::new(&conn, config.clone(), t(-30.0)).unwrap();
+    let g = open_gap(&mut conn, -30.0);
+    assert_eq!(step(&mut j, &mut conn, -1.0), []);
+    assert_eq!(step(&mut j, &mut conn, 10.0), []);
+    // The camera comes back at 40 s: a run of 15 s still fits until 60 s.
+    close_gap(&mut conn, g, 40.0);
+    open_segment(&mut conn, "a", 0, 40.0);
+    assert_eq!(step(&mut j, &mut conn, 44.9), []);
+    // From 45 s (end − 15 s) only unbroken recording can pass the hour.
+    assert_eq!(step(&mut j, &mut conn, 45.0), [(AtRisk, 1, V::AtRisk)]);
+    assert_eq!(step(&mut j, &mut conn, 46.0), []);
+    // It drops at 50 s: the hole outgrows the tolerance at 52 s and the hour fails.
+    close_segment(&mut conn, "a", 0, 40.0, 50.0);
+    let g = open_gap(&mut conn, 50.0);
+    assert_eq!(step(&mut j, &mut conn, 52.0), []);
+    assert_eq!(step(&mut j, &mut conn, 52.001), [(Fail, 1, V::Fail)]);
+    // Back at 58 s for good: hour 2 passes at 75 s, live.
+    close_gap(&mut conn, g, 58.0);
+    open_segment(&mut conn, "b", 0, 58.0);
+    assert_eq!(step(&mut j, &mut conn, 60.0), []);
+    assert_eq!(step(&mut j, &mut conn, 65.999), []);
+    // Hour 1's final verdict waits for the settle time (stall timeout 5 s + 1 s).
+    assert_eq!(step(&mut j, &mut conn, 66.0), [(Final, 1, V::Fail)]);
+    assert_eq!(step(&mut j, &mut conn, 74.9), []);
+    assert_eq!(step(&mut j, &mut conn, 75.0), [(Pass, 2, V::Pass)]);
+    assert_eq!(step(&mut j, &mut conn, 100.0), []);
+
+    // A restart forgets nothing: no event is written twice.
+    drop(j);
+    let mut j = Judge::new(&conn, config.clone(), t(100.0)).unwrap();
+    assert_eq!(step(&mut j, &mut conn, 100.0), []);
+    assert_eq!(step(&mut j, &mut conn, 126.0), [(Final, 2, V::Pass)]);
+    assert_eq!(step(&mut j, &mut conn, 135.0), [(Pass, 3, V::Pass)]);
+    assert_eq!(step(&mut j, &mut conn, 200.0), [(Final, 3, V::Pass)]);
+    assert_eq!(step(&mut j, &mut conn, 300.0), []);
+
+    // The log holds each event once, with the facts an auditor needs.
+    let finals = log::read_filtered(&conn, None, Some("class_hour_final")).unwrap();
+    assert_eq!(finals.len(), 3);
+    let p = &finals[0].payload;
+    assert_eq!(p["session"], "s1");
+    assert_eq!(p["class_id"], "c1");
+    assert_eq!(p["class_hour"], 1);
+    assert_eq!(p["verdict"], "fail");
+    assert_eq!(p["rule"], "R2");
+    assert_eq!(p["longest_run_s"], 10.0);
+    // 40–50 s, and 58–60 s of the run that passes hour 2.
+    assert_eq!(p["recorded_s"], 12.0);
+    assert_eq!(p["required_run_s"], 15.0);
+    assert_eq!(p["holes"][1]["cause"], "camera_lost");
+    assert_eq!(p["holes"][1]["start"], "2026-11-22T10:00:50+08:00");
+    assert_eq!(finals[0].time.timestamp_micros(), t(66.0));
+    let all = log::read_filtered(&conn, None, None).unwrap();
+    assert_eq!(all.len(), 7);
+}
+
+#[test]
+fn hours_that_ended_while_the_daemon_was_down_get_only_their_final_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut conn = db::open(dir.path()).unwrap();
+    // First start before the session; then the daemon is down until after it.
+    drop(Judge::new(&conn, config.clone(), t(-100.0)).unwrap());
+    // Recorded until 100 s: hour 1 whole, 40 s of hour 2, nothing of hour 3.
+    open_segment(&mut conn, "a", 0, -5.0);
+    close_segment(&mut conn, "a", 0, -5.0, 100.0);
+    let mut j = Judge::new(&conn, config, t(300.0)).unwrap();
+    let got = step(&mut j, &mut conn, 300.0);
+    assert_eq!(
+        got,
+        [
+            (EventKind::Final, 1, Verdict::Pass),
+            (EventKind::Final, 2, Verdict::Pass),
+            (EventKind::Final, 3, Verdict::Fail)
+        ]
+    );
+}
+
+#[test]
+fn hours_before_the_judge_first_ran_are_not_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut conn = db::open(dir.path()).unwrap();
+    // First ever start at 90 s: hour 1 is history, hour 2 is running, hour 3 to come.
+    let mut j = Judge::new(&conn, config, t(90.0)).unwrap();
+    assert_eq!(step(&mut j, &mut conn, 300.0).len(), 2);
+    let finals = log::read_filtered(&conn, None, Some("class_hour_final")).unwrap();
+    let hours: Vec<_> = finals.iter().map(|r| r.payload["class_hour"].clone()).collect();
+    assert_eq!(hours, [2, 3]);
+}
+
+#[test]
+fn rows_become_the_engine_timeline() {
+    use crate::media::index::{GapRow, SegmentRow};
+    let seg = |id, state, a: f64, b: Option<f64>| {
+        Entry::Segment(SegmentRow {
+            id,
+            camera: "front".into(),
+            stream_id: "s".into(),
+            stream_seq: id as u32,
+            path: PathBuf::from("x"),
+            codec: "h264".into(),
+            start_us: t(a),
+            end_us: b.map(t),
+            media_duration_us: None,
+            bytes: None,
+            sha256: None,
+            state,
+        })
+    };
+    let rows = vec![
+        seg(0, SegmentState::Closed, 0.0, Some(10.0)),
+        seg(1, SegmentState::Damaged, 10.0, Some(20.0)),
+        seg(2, SegmentState::Recovered, 20.0, Some(30.0)),
+        Entry::Gap(GapRow {
+            id: 1,
+            camera: "front".into(),
+            start_us: t(30.0),
+            end_us: None,
+            cause: "stall".into(),
+            detail: None,
+            detected_us: t(35.0),
+        }),
+        seg(3, SegmentState::Recording, 38.0, None),
+        seg(4, SegmentState::Closed, 50.0, Some(60.0)),
+    ];
+    let tl = to_timeline("front", &rows, t(45.0));
+    let rec: Vec<_> = tl.recorded.iter().map(|r| (r.start_us, r.end_us)).collect();
+    assert_eq!(rec, [(t(0.0), t(10.0)), (t(20.0), t(30.0)), (t(38.0), t(45.0))]);
+    let miss: Vec<_> = tl
+        .missing
+        .iter()
+        .map(|m| (m.start_us, m.end_us, m.cause.as_str()))
+        .collect();
+    assert_eq!(miss, [(t(10.0), t(20.0), "damaged"), (t(30.0), t(45.0), "stall")]);
+}
