@@ -250,7 +250,12 @@ fn base() -> DateTime<Utc> {
 /// checkpoint, a 10 s gap (seq 5), segments at seq 6, 7, 8; camera back: segments at seq 9,
 /// 10; a checkpoint at seq 10.
 fn classroom() -> Store {
-    let mut s = Store::new("");
+    classroom_with("")
+}
+
+/// The standard store, with `rest` in its config.
+fn classroom_with(rest: &str) -> Store {
+    let mut s = Store::new(rest);
     let b = base();
     for i in 0..3 {
         s.segment("front", secs(b, i * 60), 60, i as usize);
@@ -793,9 +798,38 @@ fn each_tampering_of_a_bundle_is_detected_and_named() {
 }
 
 #[test]
-fn export_by_session_uses_the_schedule_and_needs_a_known_session() {
-    let s = classroom();
+fn export_by_session_takes_span_and_cameras_from_the_schedule() {
+    // A one-off practical session of one 6-minute class hour on camera front, from base().
+    let rest = format!(
+        "[rules]\nprofile = \"custom\"\nmin_class_hour = \"1m\"\npractical_min_run = \"1m\"\n\n\
+         [[camera]]\nid = \"front\"\nurl = \"rtsp://127.0.0.1:9/front\"\n\n\
+         [[camera]]\nid = \"back\"\nurl = \"rtsp://127.0.0.1:9/back\"\n\n\
+         [[session]]\nid = \"s1\"\nclass_id = \"c1\"\nkind = \"practical\"\ncameras = [\"front\"]\n\
+         start = \"{}\"\nclass_hours = 1\nclass_hour = \"6m\"\n",
+        base().to_rfc3339()
+    );
+    let s = classroom_with(&rest);
     let out = s.scene.path().join("b");
+    let o = cp(&[
+        "export",
+        "--config",
+        &s.cfg(),
+        "--session",
+        "s1",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, v) = verify_bundle(&out, &s.pubkey());
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["bundle"]["session"], "s1");
+    assert_eq!(v["bundle"]["cameras"], json!(["front"]));
+    assert_eq!(v["bundle"]["complete"], true);
+    // Segments overlapping the 6 minutes: five and the start of the sixth (310 s..370 s).
+    assert_eq!(v["files_checked"], 6);
+    assert!(!out.join("video/back").exists());
+
+    // Unknown sessions and missing arguments are usage errors (exit 2).
     let o = cp(&[
         "export",
         "--config",
@@ -803,11 +837,17 @@ fn export_by_session_uses_the_schedule_and_needs_a_known_session() {
         "--session",
         "no-such-session",
         "--out",
-        &out.to_string_lossy(),
+        &s.scene.path().join("c").to_string_lossy(),
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--from/--to"));
-    let o = cp(&["export", "--config", &s.cfg(), "--out", &out.to_string_lossy()]);
+    let o = cp(&[
+        "export",
+        "--config",
+        &s.cfg(),
+        "--out",
+        &s.scene.path().join("d").to_string_lossy(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
 }
 
