@@ -39,11 +39,32 @@ const STOP_QUIET: Duration = Duration::from_millis(300);
 const PRUNE_BATCH: i64 = 500;
 
 /// Starts the job. The device key is loaded (created on first start) and registered before
-/// this returns, so a key problem stops the daemon at start instead of later.
+/// this returns. A key that cannot be used (unreadable, or replaced behind the database's back)
+/// does not stop the daemon: recording and the disk watch matter more (R1, R6). Checkpoints
+/// are then not signed, an `alarm` record (`device_key`) and an error say why, and the key is
+/// tried again every `checkpoint_interval`.
 pub fn spawn(ctx: JobContext) -> io::Result<Option<JoinHandle<()>>> {
     let data_dir = ctx.config.device.data_dir.clone();
     let mut conn = db::open(&data_dir).map_err(io::Error::other)?;
-    let key = store::open_device_key(&mut conn, &data_dir, Utc::now()).map_err(io::Error::other)?;
+    let key = match store::open_device_key(&mut conn, &data_dir, Utc::now()) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::error!(
+                "evidence: cannot use the device key: {e}; checkpoints are not signed until this is fixed"
+            );
+            store::append_one(
+                &mut conn,
+                &NewRecord {
+                    time: Utc::now(),
+                    kind: "alarm".into(),
+                    payload: json!({"alarm": "device_key", "state": "raised", "detail": e.to_string()}),
+                    file_sha256: None,
+                },
+            )
+            .map_err(io::Error::other)?;
+            None
+        }
+    };
     store::finish_pending_unlinks(&conn, &data_dir).map_err(io::Error::other)?;
     let job = Job::new(ctx, conn, key, data_dir).map_err(io::Error::other)?;
     let handle = std::thread::Builder::new()
@@ -55,7 +76,10 @@ pub fn spawn(ctx: JobContext) -> io::Result<Option<JoinHandle<()>>> {
 struct Job {
     ctx: JobContext,
     conn: Connection,
-    key: DeviceKey,
+    /// `None` while the key cannot be used (see [`spawn`]).
+    key: Option<DeviceKey>,
+    /// The last attempt to load an unusable key.
+    key_tried: Instant,
     data_dir: PathBuf,
     signed_seq: i64,
     /// When the last checkpoint was signed (`None`: sign as soon as there is anything new).
@@ -69,7 +93,7 @@ impl Job {
     fn new(
         ctx: JobContext,
         conn: Connection,
-        key: DeviceKey,
+        key: Option<DeviceKey>,
         data_dir: PathBuf,
     ) -> Result<Job, store::StoreError> {
         let signed_seq = store::last_checkpoint_seq(&conn)?;
@@ -89,6 +113,7 @@ impl Job {
             ctx,
             conn,
             key,
+            key_tried: Instant::now(),
             data_dir,
             signed_seq,
             signed_at: None,
@@ -100,7 +125,7 @@ impl Job {
 
     fn run(mut self) {
         tracing::info!(
-            fingerprint = %self.key.public().fingerprint(),
+            fingerprint = %self.key.as_ref().map_or("(unusable)".into(), |k| k.public().fingerprint()),
             retention_days = self.ctx.config.rules.profile.retention.as_secs() / 86_400,
             "evidence: job started ({})",
             self.ctx.config.evidence.summary()
@@ -173,12 +198,25 @@ impl Job {
             return Ok(());
         }
         let device = self.ctx.config.device.id.clone();
-        let signed = match store::checkpoint_now(&mut self.conn, &self.key, &device, Utc::now()) {
+        if self.key.is_none() {
+            if self.key_tried.elapsed() < cfg.checkpoint_interval && !stopping {
+                return Ok(());
+            }
+            self.key_tried = Instant::now();
+            let key = store::open_device_key(&mut self.conn, &self.data_dir, Utc::now())?;
+            tracing::info!(fingerprint = %key.public().fingerprint(), "evidence: the device key is usable again");
+            self.alarm(json!({"alarm": "device_key", "state": "cleared"}))?;
+            self.key = Some(key);
+        }
+        let Some(key) = &self.key else { return Ok(()) };
+        let signed = match store::checkpoint_now(&mut self.conn, key, &device, Utc::now()) {
             Err(store::StoreError::KeyChanged { current }) => {
                 // `classproof keys rotate` ran while we were running: sign with the new key.
-                self.key = crate::evidence::key::load(&self.data_dir, Some(&current))?;
+                let key = crate::evidence::key::load(&self.data_dir, Some(&current))?;
                 tracing::info!(fingerprint = %current, "evidence: the device key was rotated; signing with the new key");
-                store::checkpoint_now(&mut self.conn, &self.key, &device, Utc::now())?
+                let cp = store::checkpoint_now(&mut self.conn, &key, &device, Utc::now())?;
+                self.key = Some(key);
+                cp
             }
             other => other?,
         };

@@ -1410,3 +1410,31 @@ fn a_real_small_file_system_fills_up_and_recording_stops() {
     assert_eq!(v["files_pruned"], 0);
     assert_eq!(v["files_checked"].as_u64().unwrap(), segments as u64);
 }
+
+/// A key file replaced behind the database's back is not used to sign, but it does not stop
+/// the disk watch (nor, in the daemon, recording): an alarm says why nothing is signed.
+#[test]
+fn a_replaced_key_file_stops_signing_not_the_disk_watch() {
+    let mut s = Store::new("[evidence]\ncheckpoint_interval = \"1s\"\ndisk_check_interval = \"1s\"\n");
+    s.segment("front", base(), 60, 0);
+    let (_, pkcs8) = DeviceKey::generate().unwrap();
+    classproof::evidence::key::write_private(&s.data(), classproof::evidence::key::PRIVATE_FILE, &pkcs8)
+        .unwrap();
+    let (status, full, _) = run_job(&s.config);
+    assert!(!full, "{status}");
+    assert_eq!(
+        store::last_checkpoint_seq(&s.conn).unwrap(),
+        0,
+        "signed with a replaced key"
+    );
+    let alarms = log::read_filtered(&s.conn, None, Some("alarm")).unwrap();
+    let a = alarms
+        .iter()
+        .find(|r| r.payload["alarm"] == "device_key")
+        .expect("a device_key alarm");
+    assert!(
+        a.payload["detail"].as_str().unwrap().contains("replaced"),
+        "{:?}",
+        a.payload
+    );
+}
