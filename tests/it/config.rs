@@ -110,3 +110,12 @@ fn the_demo_config_parses() {
     let text = std::fs::read_to_string(&demo).unwrap();
     classproof::config::Config::parse(&text, &demo).expect("deploy/demo.toml is valid");
 }
+
+#[test]
+fn the_example_config_parses() {
+    let example = crate::support::repo().join("deploy/classproof.example.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let c =
+        classproof::config::Config::parse(&text, &example).expect("deploy/classproof.example.toml is valid");
+    assert_eq!(c.cameras.len(), 2);
+}
