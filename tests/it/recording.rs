@@ -38,6 +38,22 @@ fn closed_segments(scene: &Scene, config: &Path, camera: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits (at most 30 s) for a finished segment of `camera` that starts after `after`.
+fn wait_for_segment_after(
+    scene: &Scene,
+    config: &Path,
+    camera: &str,
+    after: Option<DateTime<Utc>>,
+    what: &str,
+) {
+    wait_for(what, Duration::from_secs(30), || {
+        closed_segments(scene, config, camera)
+            .iter()
+            .any(|s| after.is_none_or(|t| time(s, "start") > t))
+            .then_some(())
+    });
+}
+
 fn camera(id: &str, url: &str, segment: &str, extra: &str) -> String {
     format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\nsegment = \"{segment}\"\n{extra}\n")
 }
@@ -146,9 +162,7 @@ fn a_camera_outage_is_one_camera_lost_gap_and_recording_resumes_within_5s() {
     let scene = Scene::new();
     let config = scene.config(&camera("front", &server.url(), "2s", "stall_timeout = \"3s\""));
     let mut daemon = Daemon::start(&config);
-    wait_for("a first segment", Duration::from_secs(20), || {
-        (!closed_segments(&scene, &config, "front").is_empty()).then_some(())
-    });
+    wait_for_segment_after(&scene, &config, "front", None, "a first segment");
 
     server.kill();
     let killed = Utc::now();
@@ -169,12 +183,13 @@ fn a_camera_outage_is_one_camera_lost_gap_and_recording_resumes_within_5s() {
         "recording resumed {:.2} s after the camera came back",
         secs(back, resumed_at)
     );
-    wait_for("a segment after the outage", Duration::from_secs(15), || {
-        closed_segments(&scene, &config, "front")
-            .iter()
-            .any(|s| time(s, "start") > killed)
-            .then_some(())
-    });
+    wait_for_segment_after(
+        &scene,
+        &config,
+        "front",
+        Some(killed),
+        "a segment after the outage",
+    );
     assert!(daemon.terminate(Duration::from_secs(5)).success());
 
     let all = scene.segments(&config);
@@ -245,9 +260,7 @@ fn a_stalled_camera_is_a_stall_gap_detected_within_the_stall_timeout() {
         "stall_timeout = \"2s\"\nconnect_timeout = \"2s\"",
     ));
     let mut daemon = Daemon::start(&config);
-    wait_for("a first segment", Duration::from_secs(20), || {
-        (!closed_segments(&scene, &config, "front").is_empty()).then_some(())
-    });
+    wait_for_segment_after(&scene, &config, "front", None, "a first segment");
     server.freeze();
     let frozen = Instant::now();
     let line = daemon.wait_log("gap opened", Duration::from_secs(10));
@@ -259,12 +272,13 @@ fn a_stalled_camera_is_a_stall_gap_detected_within_the_stall_timeout() {
     );
     server.thaw();
     let thawed = Utc::now();
-    wait_for("recording after the stall", Duration::from_secs(20), || {
-        closed_segments(&scene, &config, "front")
-            .iter()
-            .any(|s| time(s, "start") > thawed - chrono::Duration::seconds(1))
-            .then_some(())
-    });
+    wait_for_segment_after(
+        &scene,
+        &config,
+        "front",
+        Some(thawed - chrono::Duration::seconds(1)),
+        "recording after the stall",
+    );
     assert!(daemon.terminate(Duration::from_secs(5)).success());
     let all = scene.segments(&config);
     let gaps = of(&all, "front", "gap");
@@ -280,9 +294,7 @@ fn kill_9_mid_segment_loses_at_most_2s_and_the_downtime_is_a_daemon_down_gap() {
     let config = scene.config(&camera("front", &server.url(), "6s", ""));
     let mut daemon = Daemon::start(&config);
     // Into the second segment, mid-way.
-    wait_for("a first finished segment", Duration::from_secs(20), || {
-        (!closed_segments(&scene, &config, "front").is_empty()).then_some(())
-    });
+    wait_for_segment_after(&scene, &config, "front", None, "a first finished segment");
     std::thread::sleep(Duration::from_secs(3));
     let killed = Utc::now();
     daemon.kill9();
@@ -290,12 +302,13 @@ fn kill_9_mid_segment_loses_at_most_2s_and_the_downtime_is_a_daemon_down_gap() {
     std::thread::sleep(Duration::from_secs(3));
     let mut daemon = Daemon::start(&config);
     daemon.wait_log("segment recovered", Duration::from_secs(10));
-    wait_for("a segment after the restart", Duration::from_secs(20), || {
-        closed_segments(&scene, &config, "front")
-            .iter()
-            .any(|s| time(s, "start") > killed)
-            .then_some(())
-    });
+    wait_for_segment_after(
+        &scene,
+        &config,
+        "front",
+        Some(killed),
+        "a segment after the restart",
+    );
     assert!(daemon.terminate(Duration::from_secs(5)).success());
 
     let all = scene.segments(&config);
@@ -530,9 +543,7 @@ fn a_full_disk_is_a_disk_full_gap_and_recording_resumes_when_space_is_back() {
     let disk = TinyDisk::mount(scene.data_dir(), "3m");
     let config = scene.config(&camera("front", &server.url(), "2s", ""));
     let mut daemon = Daemon::start(&config);
-    wait_for("a first segment", Duration::from_secs(20), || {
-        (!closed_segments(&scene, &config, "front").is_empty()).then_some(())
-    });
+    wait_for_segment_after(&scene, &config, "front", None, "a first segment");
     // Fill what is left of the disk.
     let filler = disk.path.join("filler");
     let mut f = std::fs::File::create(&filler).unwrap();
@@ -544,15 +555,12 @@ fn a_full_disk_is_a_disk_full_gap_and_recording_resumes_when_space_is_back() {
     // Space comes back (the technician cleared something): recording resumes by itself.
     std::fs::remove_file(&filler).unwrap();
     let freed = Utc::now();
-    wait_for(
+    wait_for_segment_after(
+        &scene,
+        &config,
+        "front",
+        Some(freed),
         "a segment after the disk was freed",
-        Duration::from_secs(30),
-        || {
-            closed_segments(&scene, &config, "front")
-                .iter()
-                .any(|s| time(s, "start") > freed)
-                .then_some(())
-        },
     );
     assert!(daemon.terminate(Duration::from_secs(5)).success());
     let all = scene.segments(&config);
