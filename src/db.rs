@@ -190,13 +190,17 @@ pub fn open_existing(data_dir: &Path) -> Result<Option<Connection>, DbError> {
     if !data_dir.join(DB_FILE).exists() {
         return Ok(None);
     }
-    let conn = open_read_only(data_dir)?;
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+    let (conn, version) = open_read_only_at(data_dir)?;
     Ok((version > 0).then_some(conn))
 }
 
 /// Opens an existing database read-only; an error if it does not exist.
 pub fn open_read_only(data_dir: &Path) -> Result<Connection, DbError> {
+    Ok(open_read_only_at(data_dir)?.0)
+}
+
+/// A read-only connection and the schema version it found.
+fn open_read_only_at(data_dir: &Path) -> Result<(Connection, usize), DbError> {
     let path = data_dir.join(DB_FILE);
     let conn = Connection::open_with_flags(
         &path,
@@ -207,15 +211,21 @@ pub fn open_read_only(data_dir: &Path) -> Result<Connection, DbError> {
         source,
     })?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    let version = schema_version(&conn, &path)?;
+    Ok((conn, version))
+}
+
+/// The schema version of a database; an error if it is newer than this build knows.
+fn schema_version(conn: &Connection, path: &Path) -> Result<usize, DbError> {
     let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
         return Err(DbError::TooNew {
-            path,
+            path: path.to_path_buf(),
             found: version,
             known: MIGRATIONS.len(),
         });
     }
-    Ok(conn)
+    Ok(version)
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -229,14 +239,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
-    let version = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
-    if version > MIGRATIONS.len() {
-        return Err(DbError::TooNew {
-            path: path.to_path_buf(),
-            found: version,
-            known: MIGRATIONS.len(),
-        });
-    }
+    let version = schema_version(conn, path)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let v = i + 1;
         let err = |source| DbError::Migrate {

@@ -46,11 +46,13 @@ pub enum StoreError {
     Recover(#[from] recover::RecoverError),
 }
 
-/// An open gap of a camera.
-#[derive(Debug, Clone, Copy)]
+/// An open gap of a camera: what its closing record will say.
+#[derive(Debug, Clone)]
 struct OpenGap {
     id: i64,
     start_us: i64,
+    cause: GapCause,
+    detail: Option<String>,
 }
 
 pub struct Store {
@@ -114,17 +116,15 @@ impl Store {
         }
         self.index_orphans(cameras, now, &mut report)?;
 
-        for gap in index::open_gaps(&self.conn)? {
-            let end = last_alive.unwrap_or(gap.start_us).max(gap.start_us);
-            let cause = GapCause::parse(&gap.cause).unwrap_or(GapCause::CameraLost);
-            self.close_gap(
-                &gap.camera,
-                gap.id,
-                gap.start_us,
-                end,
-                cause,
-                gap.detail.as_deref(),
-            )?;
+        for row in index::open_gaps(&self.conn)? {
+            let end = last_alive.unwrap_or(row.start_us).max(row.start_us);
+            let gap = OpenGap {
+                id: row.id,
+                start_us: row.start_us,
+                cause: GapCause::parse(&row.cause).unwrap_or(GapCause::CameraLost),
+                detail: row.detail,
+            };
+            self.close_gap(&row.camera, &gap, end)?;
         }
 
         let known: BTreeSet<&str> = cameras.iter().copied().collect();
@@ -135,18 +135,13 @@ impl Store {
             if end_us >= now.timestamp_micros() {
                 continue;
             }
-            let tx = db::write_tx(&mut self.conn)?;
-            let id = index::open_gap(
-                &tx,
+            self.open_gap(
                 cam,
                 end_us,
                 GapCause::DaemonDown,
                 "the daemon was not running",
                 now.timestamp_micros(),
             )?;
-            tx.commit()?;
-            self.open_gaps
-                .insert(cam.to_string(), OpenGap { id, start_us: end_us });
             report.daemon_down.push((cam.to_string(), from_us(end_us)));
         }
         self.changes.notify();
@@ -321,9 +316,8 @@ impl Store {
                 start,
             } => {
                 let start_us = start.timestamp_micros();
-                if let Some(gap) = self.open_gaps.get(camera).copied() {
-                    let cause = self.gap_cause(gap.id)?;
-                    self.close_gap(camera, gap.id, gap.start_us, start_us, cause, None)?;
+                if let Some(gap) = self.open_gaps.remove(camera) {
+                    self.close_gap(camera, &gap, start_us)?;
                 }
                 let tx = db::write_tx(&mut self.conn)?;
                 index::insert_recording_segment(&tx, camera, stream_id, *stream_seq, path, codec, start_us)?;
@@ -363,16 +357,13 @@ impl Store {
                 if let Some(&end) = self.last_segment_end.get(camera) {
                     start_us = start_us.min(end);
                 }
-                if let Some(gap) = self.open_gaps.get(camera).copied() {
-                    if start_us <= gap.start_us {
-                        return Ok(()); // the open gap already covers it
-                    }
-                    let old = self.gap_cause(gap.id)?;
-                    self.close_gap(camera, gap.id, gap.start_us, start_us, old, None)?;
+                if self.open_gaps.get(camera).is_some_and(|g| start_us <= g.start_us) {
+                    return Ok(()); // the open gap already covers it
                 }
-                let tx = db::write_tx(&mut self.conn)?;
-                let id = index::open_gap(&tx, camera, start_us, *cause, detail, detected.timestamp_micros())?;
-                tx.commit()?;
+                if let Some(gap) = self.open_gaps.remove(camera) {
+                    self.close_gap(camera, &gap, start_us)?;
+                }
+                self.open_gap(camera, start_us, *cause, detail, detected.timestamp_micros())?;
                 info!(
                     camera = %camera,
                     cause = %cause,
@@ -380,16 +371,33 @@ impl Store {
                     detected_after_s = (detected.timestamp_micros() - start_us) as f64 / 1e6,
                     "gap opened"
                 );
-                self.open_gaps.insert(camera.clone(), OpenGap { id, start_us });
             }
         }
         Ok(())
     }
 
-    fn gap_cause(&self, id: i64) -> Result<GapCause, StoreError> {
-        Ok(index::gap(&self.conn, id)?
-            .and_then(|g| GapCause::parse(&g.cause))
-            .unwrap_or(GapCause::CameraLost))
+    /// Opens a gap of `camera` and remembers it as the camera's open gap.
+    fn open_gap(
+        &mut self,
+        camera: &str,
+        start_us: i64,
+        cause: GapCause,
+        detail: &str,
+        detected_us: i64,
+    ) -> Result<(), StoreError> {
+        let tx = db::write_tx(&mut self.conn)?;
+        let id = index::open_gap(&tx, camera, start_us, cause, detail, detected_us)?;
+        tx.commit()?;
+        self.open_gaps.insert(
+            camera.to_string(),
+            OpenGap {
+                id,
+                start_us,
+                cause,
+                detail: Some(detail.to_string()),
+            },
+        );
+        Ok(())
     }
 
     /// Records a finished segment and its evidence record in one transaction.
@@ -422,21 +430,16 @@ impl Store {
         Ok(())
     }
 
-    /// Closes a gap at `end_us` and appends its evidence record.
-    fn close_gap(
-        &mut self,
-        camera: &str,
-        id: i64,
-        start_us: i64,
-        end_us: i64,
-        cause: GapCause,
-        detail: Option<&str>,
-    ) -> Result<(), StoreError> {
+    /// Closes a gap at `end_us` and appends its evidence record. The caller has taken it out
+    /// of `open_gaps`.
+    fn close_gap(&mut self, camera: &str, gap: &OpenGap, end_us: i64) -> Result<(), StoreError> {
+        let OpenGap {
+            id,
+            start_us,
+            cause,
+            ref detail,
+        } = *gap;
         let end_us = end_us.max(start_us);
-        let detail = match detail {
-            Some(d) => Some(d.to_string()),
-            None => index::gap(&self.conn, id)?.and_then(|g| g.detail),
-        };
         let tx = db::write_tx(&mut self.conn)?;
         let (seq, _) = log::append(
             &tx,
@@ -461,9 +464,6 @@ impl Store {
             seconds = (end_us - start_us) as f64 / 1e6,
             "gap closed"
         );
-        if self.open_gaps.get(camera).is_some_and(|g| g.id == id) {
-            self.open_gaps.remove(camera);
-        }
         Ok(())
     }
 }

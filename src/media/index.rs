@@ -216,16 +216,6 @@ pub fn close_gap(tx: &Transaction, id: i64, end_us: i64, log_seq: Option<i64>) -
     Ok(())
 }
 
-/// A gap by id.
-pub fn gap(conn: &Connection, id: i64) -> rusqlite::Result<Option<GapRow>> {
-    conn.query_row(
-        &format!("SELECT {GAP_COLUMNS} FROM gaps WHERE id = ?1"),
-        [id],
-        gap_row,
-    )
-    .optional()
-}
-
 /// Gaps still open (after a crash: to be closed at start-up).
 pub fn open_gaps(conn: &Connection) -> rusqlite::Result<Vec<GapRow>> {
     let mut stmt = conn.prepare(&format!(
