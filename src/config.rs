@@ -19,6 +19,7 @@ use chrono_tz::Tz;
 use thiserror::Error;
 
 use crate::compliance::{RulesConfig, SessionConfig};
+use crate::daemon::config::DaemonConfig;
 use crate::evidence::EvidenceConfig;
 use crate::media::CameraConfig;
 use crate::vision::VisionConfig;
@@ -85,6 +86,7 @@ pub struct Config {
     pub sessions: Vec<SessionConfig>,
     pub vision: VisionConfig,
     pub evidence: EvidenceConfig,
+    pub daemon: DaemonConfig,
 }
 
 impl Config {
@@ -147,6 +149,7 @@ impl Config {
 
         let vision = section_or_default(&root, &mut p, "vision", VisionConfig::read);
         let evidence = section_or_default(&root, &mut p, "evidence", EvidenceConfig::read);
+        let daemon = section_or_default(&root, &mut p, "daemon", DaemonConfig::read);
         root.finish(&mut p);
 
         match (device, p.is_empty()) {
@@ -158,6 +161,7 @@ impl Config {
                 sessions,
                 vision,
                 evidence,
+                daemon,
             }),
             _ => Err(ConfigError::Invalid {
                 file: path.to_path_buf(),
@@ -200,7 +204,8 @@ impl Config {
             let _ = writeln!(s, "  {}", x.summary());
         }
         let _ = writeln!(s, "vision      {}", self.vision.summary());
-        let _ = write!(s, "evidence    {}", self.evidence.summary());
+        let _ = writeln!(s, "evidence    {}", self.evidence.summary());
+        let _ = write!(s, "daemon      {}", self.daemon.summary());
         s
     }
 }

@@ -250,6 +250,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
+        // Another connection (a job of the same daemon starting at the same moment) may have
+        // migrated while this one waited for the write lock: read the version again under it.
+        let now: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if now as usize >= v {
+            continue;
+        }
         tx.execute_batch(sql).map_err(err)?;
         tx.pragma_update(None, "user_version", v as i64).map_err(err)?;
         tx.commit().map_err(err)?;
@@ -281,9 +289,77 @@ pub fn meta_set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<(
     Ok(())
 }
 
+/// A failure that may go away by itself (a busy or locked database, a full disk, an I/O error,
+/// a file system turned read-only): retried with back-off. Anything else is permanent for the
+/// operation that met it.
+pub fn is_transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => matches!(
+            f.code,
+            C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::DiskFull
+                | C::SystemIoFailure
+                | C::ReadOnly
+                | C::CannotOpen
+                | C::OutOfMemory
+                | C::FileLockingProtocolFailed
+        ),
+        _ => false,
+    }
+}
+
+impl DbError {
+    /// See [`is_transient`].
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Open { source, .. } | DbError::Migrate { source, .. } | DbError::Sql(source) => {
+                is_transient(source)
+            }
+            DbError::TooNew { .. } => false,
+        }
+    }
+}
+
+/// An I/O error that may go away by itself: a full disk, a read-only or failing file system,
+/// an interrupted call.
+pub fn is_transient_io(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ENOSPC | libc::EDQUOT | libc::EROFS | libc::EIO | libc::EINTR | libc::EAGAIN | libc::EBUSY
+        )
+    ) || matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::ReadOnlyFilesystem
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_opening_a_new_database_at_the_same_moment_all_succeed() {
+        // The daemon's jobs start together and each opens the database: the first start on a
+        // new box migrates it while the others wait (it once failed "table persons already
+        // exists").
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let d = dir.path().to_path_buf();
+                    std::thread::spawn(move || open(&d).map(|_| ()))
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        }
+    }
 
     #[test]
     fn opens_migrates_and_reopens() {

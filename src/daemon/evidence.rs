@@ -9,10 +9,8 @@
 //! Alarms are `alarm` records in the log (`{"alarm": "disk_full" | "disk_forecast", "state":
 //! "raised" | "cleared", …}`) plus a tracing line, written on each change of state only.
 
-use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -20,6 +18,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::jobs::JobContext;
+use super::supervisor::{JobError, JobHandle, Supervisor};
 use crate::db;
 use crate::evidence::disk::{self, show_size};
 use crate::evidence::key::DeviceKey;
@@ -38,14 +37,30 @@ const STOP_QUIET: Duration = Duration::from_millis(300);
 /// Files pruned per transaction (and between looks at the stop flag).
 const PRUNE_BATCH: i64 = 500;
 
-/// Starts the job. The device key is loaded (created on first start) and registered before
-/// this returns. A key that cannot be used (unreadable, or replaced behind the database's back)
-/// does not stop the daemon: recording and the disk watch matter more (R1, R6). Checkpoints
-/// are then not signed, an `alarm` record (`device_key`) and an error say why, and the key is
-/// tried again every `checkpoint_interval`.
-pub fn spawn(ctx: JobContext) -> io::Result<Option<JoinHandle<()>>> {
+/// The job, run under the supervisor as `evidence`. At each start the device key is loaded
+/// (created on first start) and registered. A key that cannot be used (unreadable, or replaced
+/// behind the database's back) does not stop the daemon: recording and the disk watch matter
+/// more (R1, R6). Checkpoints are then not signed, an `alarm` record (`device_key`) and an
+/// error say why, and the key is tried again every `checkpoint_interval`. Any other start-up
+/// failure (the database cannot be opened) is a job failure for the supervisor.
+pub fn job(ctx: JobContext) -> impl FnMut(&JobHandle) -> Result<(), JobError> + Send + 'static {
+    move |handle: &JobHandle| {
+        let job = start(ctx.clone())?;
+        job.run(handle);
+        Ok(())
+    }
+}
+
+/// Runs the job on a thread under a supervisor of its own (tests and tools; the daemon uses
+/// [`job`] under its supervisor).
+pub fn spawn(ctx: JobContext) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+    let sup = Supervisor::standalone(ctx.config.device.data_dir.clone(), ctx.stop.clone());
+    sup.spawn("evidence", job(ctx)).map(Some)
+}
+
+fn start(ctx: JobContext) -> Result<Job, JobError> {
     let data_dir = ctx.config.device.data_dir.clone();
-    let mut conn = db::open(&data_dir).map_err(io::Error::other)?;
+    let mut conn = db::open(&data_dir)?;
     let key = match store::open_device_key(&mut conn, &data_dir, Utc::now()) {
         Ok(k) => Some(k),
         Err(e) => {
@@ -60,17 +75,12 @@ pub fn spawn(ctx: JobContext) -> io::Result<Option<JoinHandle<()>>> {
                     payload: json!({"alarm": "device_key", "state": "raised", "detail": e.to_string()}),
                     file_sha256: None,
                 },
-            )
-            .map_err(io::Error::other)?;
+            )?;
             None
         }
     };
-    store::finish_pending_unlinks(&conn, &data_dir).map_err(io::Error::other)?;
-    let job = Job::new(ctx, conn, key, data_dir).map_err(io::Error::other)?;
-    let handle = std::thread::Builder::new()
-        .name("evidence".into())
-        .spawn(move || job.run())?;
-    Ok(Some(handle))
+    store::finish_pending_unlinks(&conn, &data_dir)?;
+    Ok(Job::new(ctx, conn, key, data_dir)?)
 }
 
 struct Job {
@@ -123,7 +133,8 @@ impl Job {
         })
     }
 
-    fn run(mut self) {
+    fn run(mut self, handle: &JobHandle) {
+        handle.running();
         tracing::info!(
             fingerprint = %self.key.as_ref().map_or("(unusable)".into(), |k| k.public().fingerprint()),
             retention_days = self.ctx.config.rules.profile.retention.as_secs() / 86_400,
@@ -131,18 +142,27 @@ impl Job {
             self.ctx.config.evidence.summary()
         );
         loop {
+            handle.beat();
             if self.ctx.stopping() {
                 self.sign_while_stopping();
                 break;
             }
+            let mut failed = false;
             if let Err(e) = self.maybe_checkpoint(false) {
+                handle.failing(format!("checkpoint: {e}"));
                 self.report_error("checkpoint", e);
+                failed = true;
             }
             if Instant::now() >= self.next_disk_check {
                 if let Err(e) = self.disk_pass() {
+                    handle.failing(format!("disk check: {e}"));
                     self.report_error("disk check", e);
+                    failed = true;
                 }
                 self.next_disk_check = Instant::now() + self.ctx.config.evidence.disk_check_interval;
+            }
+            if !failed {
+                self.recovered(handle);
             }
             let seen = self.ctx.changes.version();
             self.ctx.changes.wait(seen, TICK);
@@ -167,6 +187,14 @@ impl Job {
         }
         if let Err(e) = self.maybe_checkpoint(true) {
             self.report_error("checkpoint", e);
+        }
+    }
+
+    /// The last pass worked: a failure reported before is over.
+    fn recovered(&mut self, handle: &JobHandle) {
+        if self.last_error.take().is_some() {
+            tracing::info!("evidence: checkpoints and the disk watch work again");
+            handle.running();
         }
     }
 

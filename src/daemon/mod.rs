@@ -1,16 +1,21 @@
 //! `classproof run`: wires cameras, the store and the background jobs together.
 //!
-//! Threads: one per recording camera (`media::camera`), one store thread that is the only
-//! writer of the segment index (`store`), one per background job (`verdicts`, `evidence`), and
-//! the main thread, which waits for SIGTERM/SIGINT.
+//! Threads: one per recording camera (`media::camera`, each with its own reconnect loop), and
+//! the supervised jobs (`supervisor`): the store, the only writer of the segment index, which
+//! also does start-up recovery while the cameras already record; the verdicts; the evidence
+//! job. The main thread waits for SIGTERM/SIGINT, or for the supervisor to say that a job failed
+//! too often (the daemon then stops and exits non-zero, for systemd to restart it).
 //!
 //! Stopping: the stop flag aborts every camera's blocking read at once (FFmpeg's interrupt
 //! callback); each camera finishes its open segment and returns; the store drains what they
 //! sent and exits; the jobs see the flag and return. All of it within 5 s.
 
+pub mod config;
 pub mod evidence;
+pub mod health;
 pub mod jobs;
 pub mod store;
+pub mod supervisor;
 pub mod verdicts;
 
 use std::fs::{File, OpenOptions};
@@ -26,13 +31,14 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ffmpeg_next as ffmpeg;
 use thiserror::Error;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::media::camera::{self, RecorderEnv};
+use health::Health;
 use jobs::{Changes, JobContext};
 use store::{Store, StoreError};
+use supervisor::Supervisor;
 
 /// Lock file in the data dir held by the running daemon.
 pub const LOCK_FILE: &str = "classproof.lock";
@@ -54,6 +60,8 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("{path}: another classproof is already running on this data dir{holder}")]
     Locked { path: PathBuf, holder: String },
+    #[error("stopped because a job failed too often: {0}")]
+    JobFailed(String),
     #[error("{path}: cannot lock the data dir: {source}")]
     Lock {
         path: PathBuf,
@@ -118,15 +126,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let _lock = lock_data_dir(&data_dir)?;
 
     let recording: Vec<&crate::media::CameraConfig> = config.cameras.iter().filter(|c| c.record).collect();
-    let mut store = Store::open(&data_dir, tz, changes.clone())?;
     let ids: Vec<&str> = recording.iter().map(|c| c.id.as_str()).collect();
-    let report = store.startup(&ids, started)?;
-    for p in &report.recovered {
-        info!(path = %p.display(), "recovered a segment left open by the last run");
-    }
-    for (cam, since) in &report.daemon_down {
-        info!(camera = %cam, since = %rfc3339(*since, tz), "recording was down while the daemon was not running");
-    }
     info!(
         device = %config.device.id,
         database = %config.db_path().display(),
@@ -137,10 +137,25 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let disk_full = Arc::new(AtomicBool::new(false));
+    let health = Arc::new(Health::new(config.daemon.health_file.clone()));
+    let (fatal_tx, fatal_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let supervisor = Supervisor::new(
+        config.daemon.clone(),
+        health,
+        stop.clone(),
+        supervisor::log_recorder(data_dir.clone()),
+        Arc::new(move |why| {
+            let _ = fatal_tx.send(why);
+        }),
+    );
+
+    // Start-up recovery runs in the store job while the cameras already record: their events
+    // wait in the channel until it is done, so nothing of this run is recorded before the
+    // holes of the last one are.
+    let mut store = Store::new(&data_dir, tz, changes.clone(), &ids, started);
     let (tx, rx) = mpsc::channel();
-    let store_thread = std::thread::Builder::new()
-        .name("store".into())
-        .spawn(move || store.run(rx))
+    let store_thread = supervisor
+        .spawn("store", move |job| store.run(&rx, job))
         .map_err(DaemonError::Thread)?;
 
     let env = RecorderEnv {
@@ -165,18 +180,41 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         disk_full,
     };
     let mut jobs: Vec<JoinHandle<()>> = Vec::new();
-    jobs.extend(verdicts::spawn(ctx.clone()).map_err(DaemonError::Thread)?);
-    jobs.extend(evidence::spawn(ctx).map_err(DaemonError::Thread)?);
+    if let Some(verdicts) = verdicts::job(ctx.clone()) {
+        jobs.push(
+            supervisor
+                .spawn("verdicts", verdicts)
+                .map_err(DaemonError::Thread)?,
+        );
+    }
+    jobs.push(
+        supervisor
+            .spawn("evidence", evidence::job(ctx))
+            .map_err(DaemonError::Thread)?,
+    );
 
-    let signal = signals.wait();
-    info!(signal, "stopping");
+    let outcome = signals.wait(fatal_rx);
+    match &outcome {
+        Stop::Signal(signal) => info!(signal, "stopping"),
+        Stop::JobFailed(why) => error!(%why, "stopping"),
+    }
     let deadline = Instant::now() + STOP_BUDGET;
     stop.store(true, Ordering::SeqCst);
     join_until(cameras, deadline, "camera");
     join_until(vec![store_thread], deadline, "store");
     join_until(jobs, deadline, "job");
+    supervisor.flush();
     info!("stopped");
-    Ok(())
+    match outcome {
+        Stop::Signal(_) => Ok(()),
+        Stop::JobFailed(why) => Err(DaemonError::JobFailed(why)),
+    }
+}
+
+/// Why the daemon stops.
+enum Stop {
+    Signal(&'static str),
+    JobFailed(String),
 }
 
 /// SIGTERM and SIGINT, caught from the moment the daemon starts (a stop asked during start-up
@@ -201,12 +239,13 @@ impl Signals {
         Ok(Signals { rt, term, int })
     }
 
-    /// Blocks until one arrives; returns its name.
-    fn wait(mut self) -> &'static str {
+    /// Blocks until a signal arrives or the supervisor gives up on a job.
+    fn wait(mut self, mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>) -> Stop {
         self.rt.block_on(async {
             tokio::select! {
-                _ = self.term.recv() => "SIGTERM",
-                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => Stop::Signal("SIGTERM"),
+                _ = self.int.recv() => Stop::Signal("SIGINT"),
+                Some(why) = fatal.recv() => Stop::JobFailed(why),
             }
         })
     }

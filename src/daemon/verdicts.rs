@@ -14,9 +14,7 @@
 //! [`CATCH_UP`], and never before the judge first ran on this box, `meta.compliance_since`).
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -25,6 +23,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use super::jobs::JobContext;
+use super::supervisor::{JobError, JobHandle, Supervisor};
 use crate::clock::{from_us, rfc3339_us};
 use crate::compliance::schedule::Occurrence;
 use crate::compliance::timeline::{CameraTimeline, Missing, Recorded};
@@ -414,22 +413,33 @@ fn event_payload(config: &Config, occ: &Occurrence, v: &HourVerdict, tz: chrono_
     p
 }
 
-/// Starts the job; `None` when there is nothing to judge (no sessions).
-pub fn spawn(ctx: JobContext) -> io::Result<Option<JoinHandle<()>>> {
+/// The job (run under the supervisor as `verdicts`); `None` when there is nothing to judge
+/// (no sessions).
+pub fn job(ctx: JobContext) -> Option<impl FnMut(&JobHandle) -> Result<(), JobError> + Send + 'static> {
     if ctx.config.sessions.is_empty() {
-        return Ok(None);
+        return None;
     }
-    std::thread::Builder::new()
-        .name("verdicts".into())
-        .spawn(move || run(ctx))
-        .map(Some)
+    Some(move |job: &JobHandle| {
+        run(&ctx, job);
+        Ok(())
+    })
+}
+
+/// Runs the job on a thread under a supervisor of its own (tests and tools; the daemon uses
+/// [`job`] under its supervisor); `None` when there are no sessions.
+pub fn spawn(ctx: JobContext) -> std::io::Result<Option<std::thread::JoinHandle<()>>> {
+    let sup = Supervisor::standalone(ctx.config.device.data_dir.clone(), ctx.stop.clone());
+    match job(ctx) {
+        Some(j) => sup.spawn("verdicts", j).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-fn run(ctx: JobContext) {
+fn run(ctx: &JobContext, job: &JobHandle) {
     // The database and the judge are retried, never given up on: the verdicts are the box's
     // point, and a locked or briefly unavailable database must not end them.
     let mut failures = 0u32;
@@ -444,10 +454,11 @@ fn run(ctx: JobContext) {
             Ok((j, c)) => break (c, j),
             Err(e) => {
                 failures += 1;
+                job.failing(format!("cannot start the judge: {e}"));
                 if failures == 1 || failures.is_multiple_of(60) {
                     warn!(error = %e, "verdicts: cannot start the judge, retrying");
                 }
-                std::thread::sleep(Duration::from_secs(1));
+                job.pause(Duration::from_secs(1));
             }
         }
     };
@@ -456,14 +467,23 @@ fn run(ctx: JobContext) {
         since = %rfc3339_us(judge.since_us(), ctx.config.device.timezone),
         "verdicts: judging class hours"
     );
+    job.running();
     let mut seen = ctx.changes.version();
     let mut failing = false;
     while !ctx.stopping() {
+        job.beat();
         match judge.step(&mut conn, now_us()) {
-            Ok(_) => failing = false,
+            Ok(_) => {
+                if failing {
+                    info!("verdicts: evaluation works again");
+                    job.running();
+                }
+                failing = false;
+            }
             Err(e) => {
                 if !failing {
                     warn!(error = %e, "verdicts: evaluation failed, retrying");
+                    job.failing(format!("evaluation failed: {e}"));
                 }
                 failing = true;
             }

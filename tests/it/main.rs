@@ -4,6 +4,7 @@
 mod compliance;
 mod config;
 mod evidence;
+mod faults;
 mod recording;
 mod support;
 mod vision;

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::support::{Daemon, RtspServer, Scene, ffmpeg_decode_frames, ffprobe_duration, wait_for};
+use crate::support::{Daemon, RtspServer, Scene, TinyDisk, ffmpeg_decode_frames, ffprobe_duration, wait_for};
 
-fn time(v: &Value, key: &str) -> DateTime<Utc> {
+pub(crate) fn time(v: &Value, key: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}")))
         .unwrap()
         .to_utc()
 }
 
-fn of<'a>(entries: &'a [Value], camera: &str, kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of<'a>(entries: &'a [Value], camera: &str, kind: &str) -> Vec<&'a Value> {
     entries
         .iter()
         .filter(|e| e["camera"] == camera && e["type"] == kind)
@@ -30,7 +30,7 @@ fn secs(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
 }
 
 /// Finished segments of `camera` so far (the open one is not counted).
-fn closed_segments(scene: &Scene, config: &Path, camera: &str) -> Vec<Value> {
+pub(crate) fn closed_segments(scene: &Scene, config: &Path, camera: &str) -> Vec<Value> {
     scene
         .segments(config)
         .into_iter()
@@ -39,7 +39,7 @@ fn closed_segments(scene: &Scene, config: &Path, camera: &str) -> Vec<Value> {
 }
 
 /// Waits (at most 30 s) for a finished segment of `camera` that starts after `after`.
-fn wait_for_segment_after(
+pub(crate) fn wait_for_segment_after(
     scene: &Scene,
     config: &Path,
     camera: &str,
@@ -54,7 +54,7 @@ fn wait_for_segment_after(
     });
 }
 
-fn camera(id: &str, url: &str, segment: &str, extra: &str) -> String {
+pub(crate) fn camera(id: &str, url: &str, segment: &str, extra: &str) -> String {
     format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\nsegment = \"{segment}\"\n{extra}\n")
 }
 
@@ -503,37 +503,6 @@ fn a_file_that_is_not_video_is_a_stream_error_naming_the_file() {
     assert!(daemon.terminate(Duration::from_secs(5)).success());
     let all = scene.segments(&config);
     assert_eq!(of(&all, "junk", "gap")[0]["cause"], "stream_error");
-}
-
-/// A tmpfs of `size` mounted for the life of the value (needs root, as the tests run in CI).
-struct TinyDisk {
-    path: PathBuf,
-}
-
-impl TinyDisk {
-    fn mount(path: PathBuf, size: &str) -> TinyDisk {
-        std::fs::create_dir_all(&path).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "this test fills a real (tmpfs) disk and needs root to mount one: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        TinyDisk { path }
-    }
-}
-
-impl Drop for TinyDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
-    }
 }
 
 #[test]

@@ -11,9 +11,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The binary under test.
+/// The binary under test: the one cargo built, or `$CLASSPROOF_BIN` (to run the suite against
+/// another build, e.g. the previous release, to see a new test fail before its fix).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_classproof"))
+    std::env::var_os("CLASSPROOF_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_classproof")))
 }
 
 /// The repository root.
@@ -371,4 +374,71 @@ pub fn ffmpeg_decode_frames(path: &Path) -> Result<u64, String> {
         .trim_end_matches(',')
         .parse()
         .map_err(|e| format!("{e}: {:?}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A tmpfs of `size` mounted for the life of the value (needs root, as the tests run in CI).
+pub struct TinyDisk {
+    pub path: PathBuf,
+}
+
+impl TinyDisk {
+    pub fn mount(path: PathBuf, size: &str) -> TinyDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test fills a real (tmpfs) disk and needs root to mount one: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        TinyDisk { path }
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// The daemon's health registry as it writes it to `[daemon] health_file`.
+pub fn health(file: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+}
+
+/// Waits until the health file says job `job` is in `state`; returns the job's entry.
+pub fn wait_for_job_state(file: &Path, job: &str, state: &str, timeout: Duration) -> serde_json::Value {
+    wait_for(
+        &format!("job {job} {state} in {}", file.display()),
+        timeout,
+        || {
+            let h = health(file)?;
+            let j = h["jobs"][job].clone();
+            (j["state"] == state).then_some(j)
+        },
+    )
+}
+
+/// `classproof ARGS… --json` parsed: JSON lines (or one document) on stdout.
+pub fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
+    let out = classproof(args);
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) => vec![v],
+        Err(_) => text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l}")))
+            .collect(),
+    }
 }
