@@ -11,7 +11,9 @@ use chrono::Utc;
 use serde_json::Value;
 
 use crate::recording::{camera, of, time, wait_for_segment_after};
-use crate::support::{Daemon, RtspServer, Scene, TinyDisk, json_lines, wait_for, wait_for_job_state};
+use crate::support::{
+    Daemon, RtspServer, Scene, TinyDisk, fill_disk, json_lines, wait_for, wait_for_job_state,
+};
 
 fn cfg(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -28,18 +30,6 @@ fn daemon_section(scene: &Scene) -> (String, PathBuf) {
         ),
         file,
     )
-}
-
-/// Fills the file system under `dir` to the last byte; returns the filler file.
-fn fill(dir: &Path) -> PathBuf {
-    let filler = dir.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![0u8; 16 * 1024];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    let small = [0u8; 512];
-    while std::io::Write::write_all(&mut f, &small).is_ok() {}
-    drop(f);
-    filler
 }
 
 /// Segment files of `camera` on disk.
@@ -140,7 +130,7 @@ fn a_gap_that_closes_while_the_database_disk_is_full_is_closed_exactly_once_when
     let before = segment_files(&scene.data_dir(), "front");
     // The database's disk fills up to the last byte, then the camera comes back: closing its
     // gap is a commit that fails with SQLITE_FULL.
-    let filler = fill(&disk.path);
+    let filler = fill_disk(&disk.path);
     server.restart();
     wait_for(
         "the camera back (a new segment file)",

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::support::{Daemon, RtspServer, Scene, TinyDisk, ffmpeg_decode_frames, ffprobe_duration, wait_for};
+use crate::support::{
+    Daemon, RtspServer, Scene, TinyDisk, ffmpeg_decode_frames, ffprobe_duration, fill_disk, wait_for,
+};
 
 pub(crate) fn time(v: &Value, key: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}")))
@@ -514,11 +516,7 @@ fn a_full_disk_is_a_disk_full_gap_and_recording_resumes_when_space_is_back() {
     let mut daemon = Daemon::start(&config);
     wait_for_segment_after(&scene, &config, "front", None, "a first segment");
     // Fill what is left of the disk.
-    let filler = disk.path.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![0u8; 64 * 1024];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    drop(f);
+    let filler = fill_disk(&disk.path);
     let line = daemon.wait_log("recording interrupted", Duration::from_secs(15));
     assert!(line.contains("disk_full"), "{line}");
     // Space comes back (the technician cleared something): recording resumes by itself.

@@ -442,3 +442,15 @@ pub fn json_lines(args: &[&str]) -> Vec<serde_json::Value> {
             .collect(),
     }
 }
+
+/// Fills the file system under `dir` to the last byte; returns the filler file.
+pub fn fill_disk(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 16 * 1024];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    let small = [0u8; 512];
+    while std::io::Write::write_all(&mut f, &small).is_ok() {}
+    drop(f);
+    filler
+}
