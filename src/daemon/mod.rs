@@ -1,7 +1,7 @@
 //! `classproof run`: wires cameras, the store and the background jobs together.
 //!
-//! Threads: one per recording camera (`media::camera`, each with its own reconnect loop), and
-//! the supervised jobs (`supervisor`): the store, the only writer of the segment index, which
+//! Threads: the supervised jobs (`supervisor`): one per recording camera (`media::camera`,
+//! each with its own reconnect loop); the store, the only writer of the segment index, which
 //! also does start-up recovery while the cameras already record; the verdicts; the evidence
 //! job. The main thread waits for SIGTERM/SIGINT, or for the supervisor to say that a job failed
 //! too often (the daemon then stops and exits non-zero, for systemd to restart it).
@@ -169,7 +169,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let mut cameras = Vec::new();
     for cam in &recording {
         info!(camera = %cam.id, dir = %data_dir.join("video").join(&cam.id).display(), "recording to");
-        cameras.push(camera::spawn((*cam).clone(), env.clone()).map_err(DaemonError::Thread)?);
+        let mut record = camera::job((*cam).clone(), env.clone());
+        let job = supervisor.spawn(&format!("camera-{}", cam.id), move |job| {
+            // A camera in a gap is still doing its job (trying to reconnect): `running`.
+            job.running();
+            record(&|| job.beat());
+            Ok(())
+        });
+        cameras.push(job.map_err(DaemonError::Thread)?);
     }
     drop(env); // the store stops once the cameras have dropped their senders
 

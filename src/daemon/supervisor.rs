@@ -34,23 +34,23 @@ pub type JobError = Box<dyn std::error::Error + Send + Sync>;
 /// What a running job is given: its heartbeat, its health and the stop flag.
 #[derive(Clone)]
 pub struct JobHandle {
-    name: &'static str,
+    name: Arc<str>,
     health: Arc<Health>,
     stop: Arc<AtomicBool>,
 }
 
 impl JobHandle {
     /// A handle outside any supervisor (tool commands, tests): its own registry and stop flag.
-    pub fn detached(name: &'static str) -> JobHandle {
+    pub fn detached(name: &str) -> JobHandle {
         JobHandle {
-            name,
+            name: name.into(),
             health: Arc::new(Health::default()),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.name
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The daemon is stopping: return soon.
@@ -60,18 +60,18 @@ impl JobHandle {
 
     /// Alive and round the loop once more.
     pub fn beat(&self) {
-        self.health.beat(self.name);
+        self.health.beat(&self.name);
     }
 
     /// Doing its work (again).
     pub fn running(&self) {
-        self.health.set(self.name, JobState::Running, None);
+        self.health.set(&self.name, JobState::Running, None);
     }
 
     /// Up, but its work fails and is retried.
     pub fn failing(&self, cause: impl std::fmt::Display) {
         self.health
-            .set(self.name, JobState::Failing, Some(cause.to_string()));
+            .set(&self.name, JobState::Failing, Some(cause.to_string()));
     }
 
     /// Sleeps for `pause`, or less if the daemon stops meanwhile.
@@ -150,13 +150,13 @@ impl Supervisor {
 
     /// Runs `job` on a thread named `name`, again after each failure, until it returns `Ok`
     /// or it failed too often.
-    pub fn spawn<F>(&self, name: &'static str, mut job: F) -> std::io::Result<JoinHandle<()>>
+    pub fn spawn<F>(&self, name: &str, mut job: F) -> std::io::Result<JoinHandle<()>>
     where
         F: FnMut(&JobHandle) -> Result<(), JobError> + Send + 'static,
     {
         let sup = self.clone();
         let handle = JobHandle {
-            name,
+            name: name.into(),
             health: self.health.clone(),
             stop: self.stop.clone(),
         };
@@ -164,6 +164,7 @@ impl Supervisor {
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
+                let name: &str = &handle.name.clone();
                 let mut restarts: VecDeque<Instant> = VecDeque::new();
                 loop {
                     let outcome = catch_unwind(AssertUnwindSafe(|| job(&handle)));

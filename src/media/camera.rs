@@ -44,11 +44,20 @@ pub struct RecorderEnv {
     pub started: DateTime<Utc>,
 }
 
-/// Starts the camera's thread.
+/// Starts the camera's thread (tools and tests; the daemon runs [`job`] under its supervisor).
 pub fn spawn(cfg: CameraConfig, env: RecorderEnv) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("camera-{}", cfg.id))
-        .spawn(move || Supervisor::new(cfg, env).run())
+        .spawn(move || Supervisor::new(cfg, env).run(&|| {}))
+}
+
+/// The camera's recording loop as a job that can be started again after a panic: what it knows
+/// (where recording last ended, whether a gap is open, which segment was open) survives, so a
+/// restart abandons the open segment (the store repairs it) and opens a `daemon_down` gap from
+/// where recording stopped. `beat` is called as the loop goes round (at most every 500 ms).
+pub fn job(cfg: CameraConfig, env: RecorderEnv) -> impl FnMut(&dyn Fn()) + Send + 'static {
+    let mut camera = Supervisor::new(cfg, env);
+    move |beat: &dyn Fn()| camera.run(beat)
 }
 
 struct Supervisor {
@@ -58,6 +67,11 @@ struct Supervisor {
     last_end: DateTime<Utc>,
     /// A gap has been reported and no segment has started since.
     in_gap: bool,
+    /// The segment being written, until its closing (or abandoning) was sent to the store.
+    open_path: Option<PathBuf>,
+    /// `run` was entered before (this is a restart after a failure).
+    started_before: bool,
+    last_beat: Option<Instant>,
 }
 
 /// How a connection ended.
@@ -78,6 +92,9 @@ impl Supervisor {
             env,
             last_end,
             in_gap: false,
+            open_path: None,
+            started_before: false,
+            last_beat: None,
         }
     }
 
@@ -85,10 +102,14 @@ impl Supervisor {
         self.env.stop.load(Ordering::SeqCst)
     }
 
-    fn run(mut self) {
+    fn run(&mut self, beat: &dyn Fn()) {
+        if std::mem::replace(&mut self.started_before, true) {
+            self.after_failure();
+        }
         info!(camera = %self.cfg.id, url = %self.cfg.display_url(), "camera starting");
         let mut backoff = BACKOFF_START;
         while !self.stopping() {
+            self.beat(beat);
             if self.env.disk_full.load(Ordering::SeqCst) {
                 self.open_gap(
                     GapCause::DiskFull,
@@ -97,7 +118,7 @@ impl Supervisor {
                 self.sleep(Duration::from_millis(500));
                 continue;
             }
-            let ended = self.connect_and_record();
+            let ended = self.connect_and_record(beat);
             if let Some(cause) = ended.cause {
                 if ended.recorded || !self.in_gap {
                     warn!(camera = %self.cfg.id, %cause, detail = %ended.detail, "recording interrupted");
@@ -114,6 +135,34 @@ impl Supervisor {
             backoff = (backoff * 2).min(self.cfg.reconnect_max_backoff);
         }
         info!(camera = %self.cfg.id, "camera stopped");
+    }
+
+    /// The last run ended in a panic: the segment it had open is abandoned to the store (which
+    /// repairs it and knows its true end), and the time until recording resumes is a gap.
+    fn after_failure(&mut self) {
+        if let Some(path) = self.open_path.take() {
+            self.send(MediaEvent::SegmentAbandoned {
+                camera: self.cfg.id.clone(),
+                path,
+            });
+            // The store starts the gap at the repaired segment's end, when that is earlier.
+            self.last_end = Utc::now();
+            self.in_gap = false;
+        }
+        self.open_gap(
+            GapCause::DaemonDown,
+            "the camera's recording job failed and was started again",
+        );
+    }
+
+    fn beat(&mut self, beat: &dyn Fn()) {
+        if self
+            .last_beat
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+        {
+            self.last_beat = Some(Instant::now());
+            beat();
+        }
     }
 
     fn open_gap(&mut self, cause: GapCause, detail: &str) {
@@ -146,7 +195,7 @@ impl Supervisor {
         }
     }
 
-    fn connect_and_record(&mut self) -> Ended {
+    fn connect_and_record(&mut self, beat: &dyn Fn()) -> Ended {
         let mut conn = match Connection::open(&self.cfg, self.env.stop.clone()) {
             Ok(c) => c,
             Err(e) => return self.ended_by(e.into(), false),
@@ -161,7 +210,7 @@ impl Supervisor {
             tb: conn.time_base,
             frame: conn.frame_duration,
         };
-        let result = self.record(&mut conn, &mut rec);
+        let result = self.record(&mut conn, &mut rec, beat);
         // Whatever ended the connection, close the open segment cleanly.
         let closed_ok = self.close_segment(&mut rec, None);
         let recorded = rec.seq > 0 || rec.segment.is_some();
@@ -203,10 +252,16 @@ impl Supervisor {
     }
 
     /// Reads and writes packets until something ends the connection.
-    fn record(&mut self, conn: &mut Connection, rec: &mut Recording) -> Result<(), StopReason> {
+    fn record(
+        &mut self,
+        conn: &mut Connection,
+        rec: &mut Recording,
+        beat: &dyn Fn(),
+    ) -> Result<(), StopReason> {
         let segment_ticks = duration_to_ticks(self.cfg.segment, rec.tb);
         let tolerance = self.cfg.clock_tolerance.as_secs_f64();
         loop {
+            self.beat(beat);
             let pkt = conn.read()?;
             let Some(pts) = pkt.pts().or(pkt.dts()) else {
                 continue;
@@ -267,6 +322,7 @@ impl Supervisor {
         if self.in_gap || rec.seq == 0 {
             info!(camera = %self.cfg.id, path = %abs.display(), codec = %conn.codec, "recording");
         }
+        self.open_path = Some(rel.clone());
         rec.segment = Some(OpenSegment {
             writer,
             rel_path: rel,
@@ -321,7 +377,7 @@ impl Supervisor {
         let seq = rec.seq;
         rec.seq += 1;
         self.last_end = end;
-        match seg.writer.finish() {
+        let result = match seg.writer.finish() {
             Ok(done) => {
                 self.send(MediaEvent::SegmentClosed(ClosedSegment {
                     camera: self.cfg.id.clone(),
@@ -345,7 +401,9 @@ impl Supervisor {
                 });
                 Err(e.into())
             }
-        }
+        };
+        self.open_path = None;
+        result
     }
 }
 
@@ -458,6 +516,49 @@ mod tests {
             p,
             Path::new("video/front/2026-11-23/013005-250_0a1b2c3d_0007.mp4")
         );
+    }
+
+    fn camera(tx: std::sync::mpsc::Sender<MediaEvent>) -> Supervisor {
+        let text = "[device]\nid = \"t\"\n[[camera]]\nid = \"front\"\nurl = \"rtsp://127.0.0.1:9/cam\"\n";
+        let config = crate::config::Config::parse(text, Path::new("/tmp/t.toml")).unwrap();
+        Supervisor::new(
+            config.cameras[0].clone(),
+            RecorderEnv {
+                data_dir: PathBuf::from("/tmp"),
+                timezone: chrono_tz::Asia::Shanghai,
+                events: tx,
+                stop: Arc::new(AtomicBool::new(true)),
+                disk_full: Arc::new(AtomicBool::new(false)),
+                started: Utc::now(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_restart_after_a_panic_abandons_the_open_segment_and_opens_a_gap() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut cam = camera(tx);
+        cam.run(&|| {}); // the first run (the stop flag is set: it returns at once)
+        let open = PathBuf::from("video/front/2026-12-01/100000-000_0a1b2c3d_0003.mp4");
+        cam.open_path = Some(open.clone()); // as a panic mid-segment leaves it
+        cam.run(&|| {}); // what the supervisor does after the panic
+        let events: Vec<MediaEvent> = rx.try_iter().collect();
+        assert!(
+            matches!(&events[0], MediaEvent::SegmentAbandoned { camera, path } if camera == "front" && *path == open),
+            "{events:?}"
+        );
+        assert!(
+            matches!(
+                &events[1],
+                MediaEvent::GapOpened {
+                    cause: GapCause::DaemonDown,
+                    ..
+                }
+            ),
+            "{events:?}"
+        );
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(cam.open_path.is_none());
     }
 
     #[test]
