@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::Connection;
-use serde_json::json;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
 use super::jobs::Changes;
 use crate::clock::{from_us, rfc3339};
 use crate::db::{self, DbError};
-use crate::evidence::log::{self, LogError, NewRecord};
+use crate::evidence::log::{self, LogError};
+use crate::evidence::record::{self, Record};
 use crate::media::index::{self, SegmentState};
 use crate::media::recover::{self, parse_segment_path};
 use crate::media::{ClosedSegment, GapCause, MediaEvent};
@@ -121,7 +121,7 @@ impl Store {
             let gap = OpenGap {
                 id: row.id,
                 start_us: row.start_us,
-                cause: GapCause::parse(&row.cause).unwrap_or(GapCause::CameraLost),
+                cause: row.cause,
                 detail: row.detail,
             };
             self.close_gap(&row.camera, &gap, end)?;
@@ -403,26 +403,20 @@ impl Store {
     /// Records a finished segment and its evidence record in one transaction.
     fn record_segment(&mut self, seg: &ClosedSegment, state: SegmentState) -> Result<(), StoreError> {
         let tx = db::write_tx(&mut self.conn)?;
-        let (seq, _) = log::append(
-            &tx,
-            &NewRecord {
-                time: seg.end,
-                kind: "segment".into(),
-                payload: json!({
-                    "camera": seg.camera,
-                    "path": seg.path.to_string_lossy(),
-                    "start_us": seg.start.timestamp_micros(),
-                    "end_us": seg.end.timestamp_micros(),
-                    "media_duration_us": seg.media_duration.as_micros() as i64,
-                    "bytes": seg.bytes,
-                    "stream_id": seg.stream_id,
-                    "stream_seq": seg.stream_seq,
-                    "state": state.as_str(),
-                    "codec": seg.codec,
-                }),
-                file_sha256: Some(seg.sha256.clone()),
-            },
-        )?;
+        let record = Record::Segment(record::Segment {
+            camera: seg.camera.clone(),
+            path: seg.path.to_string_lossy().into_owned(),
+            start_us: seg.start.timestamp_micros(),
+            end_us: seg.end.timestamp_micros(),
+            media_duration_us: seg.media_duration.as_micros() as i64,
+            bytes: seg.bytes,
+            stream_id: seg.stream_id.clone(),
+            stream_seq: seg.stream_seq,
+            state,
+            codec: seg.codec.clone(),
+            sha256: seg.sha256.clone(),
+        });
+        let (seq, _) = log::append(&tx, seg.end, &record)?;
         index::finish_segment(&tx, seg, state, Some(seq))?;
         tx.commit()?;
         self.last_segment_end
@@ -441,21 +435,14 @@ impl Store {
         } = *gap;
         let end_us = end_us.max(start_us);
         let tx = db::write_tx(&mut self.conn)?;
-        let (seq, _) = log::append(
-            &tx,
-            &NewRecord {
-                time: from_us(end_us),
-                kind: "gap".into(),
-                payload: json!({
-                    "camera": camera,
-                    "start_us": start_us,
-                    "end_us": end_us,
-                    "cause": cause.as_str(),
-                    "detail": detail,
-                }),
-                file_sha256: None,
-            },
-        )?;
+        let record = Record::Gap(record::Gap {
+            camera: camera.to_string(),
+            start_us,
+            end_us,
+            cause,
+            detail: detail.clone(),
+        });
+        let (seq, _) = log::append(&tx, from_us(end_us), &record)?;
         index::close_gap(&tx, id, end_us, Some(seq))?;
         tx.commit()?;
         info!(
