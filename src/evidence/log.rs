@@ -10,9 +10,12 @@
 //!   `BEGIN IMMEDIATE` (see `db::write_tx`) so that the read of the head and the insert are
 //!   serialised across connections. The database runs with `synchronous=FULL`, so the record
 //!   is durable when the caller's commit returns.
-//! - a record that refers to a file (a `file_sha256` and a string `payload.path`) also gets a
-//!   row in `evidence_files`, the retention index (see `evidence::store`); that row is derived
-//!   from the record and checked against it by `verify`.
+//! - a record that refers to a file (`Record::file_sha256` and `Record::file_path`: today only
+//!   `segment`) also gets a row in `evidence_files`, the retention index (see
+//!   `evidence::store`); that row is derived from the record and checked against it by `verify`;
+//! - what is appended is a typed `evidence::record::Record`; what is read back is typed again
+//!   (`Stored`, strictly: see `Record::from_stored`), except by the verifier, which reads rows
+//!   as stored (`RawRecord`) so that a damaged row is reported instead of failing the read.
 
 use chrono::{DateTime, Utc};
 use ring::digest::{Context, SHA256};

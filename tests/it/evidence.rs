@@ -21,7 +21,7 @@ use classproof::db;
 use classproof::evidence::checkpoint::Checkpoint;
 use classproof::evidence::key::DeviceKey;
 use classproof::evidence::log;
-use classproof::evidence::record::{self, Kind, Record};
+use classproof::evidence::record::{self, AlarmKind, AlarmState, Kind, Record};
 use classproof::evidence::verify::sha256_file;
 use classproof::evidence::{disk, store};
 use classproof::media::index::{self, SegmentState};
@@ -460,13 +460,13 @@ fn store_tampers() -> Vec<(&'static str, Tamper, Vec<Want>)> {
                 let prev: [u8; 32] = h5.try_into().unwrap();
                 let payload = log::canonical_json(&json!({"camera": "front", "note": "inserted"}));
                 let t = base().timestamp_micros();
-                let h = log::record_hash(t, "gap", &payload, None, &prev);
+                let h = log::record_hash(t, Kind::Gap.as_str(), &payload, None, &prev);
                 s.sql("UPDATE log SET seq = -seq WHERE seq > 5; UPDATE log SET seq = 1 - seq WHERE seq < 0;");
                 s.conn
                     .execute(
                         "INSERT INTO log (seq, time_us, type, payload, file_sha256, prev_hash, hash)
-                         VALUES (6, ?1, 'gap', ?2, NULL, ?3, ?4)",
-                        rusqlite::params![t, payload, &prev[..], &h[..]],
+                         VALUES (6, ?1, ?2, ?3, NULL, ?4, ?5)",
+                        rusqlite::params![t, Kind::Gap.as_str(), payload, &prev[..], &h[..]],
                     )
                     .unwrap();
             },
@@ -948,15 +948,29 @@ fn exists(s: &Store, g: &Seg) -> bool {
     s.data().join(&g.path).exists()
 }
 
+/// The alarms the log holds, typed.
+fn alarms(conn: &rusqlite::Connection) -> Vec<record::Alarm> {
+    log::read_filtered(conn, None, Some(Kind::Alarm))
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.record {
+            Record::Alarm(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn disk_full(a: &record::Alarm, state: AlarmState) -> bool {
+    matches!(a.alarm, AlarmKind::DiskFull { .. }) && a.state == state
+}
+
 fn pruned_seqs(s: &Store) -> Vec<(i64, String)> {
     log::read_filtered(&s.conn, None, Some(Kind::Pruned))
         .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r.record.payload_value()["seq"].as_i64().unwrap(),
-                r.record.payload_value()["reason"].as_str().unwrap().to_string(),
-            )
+        .into_iter()
+        .map(|r| match r.record {
+            Record::Pruned(p) => (p.seq, p.reason.as_str().to_string()),
+            other => panic!("{other:?}"),
         })
         .collect()
 }
@@ -1048,10 +1062,7 @@ fn nothing_younger_than_retention_is_deleted_in_any_disk_situation() {
         // Full after what the policy may do: recording stops, and the log says why.
         let available = status["available_bytes"].as_u64().unwrap();
         assert_eq!(full, available <= reserve as u64, "{what}");
-        let alarms = log::read_filtered(&s.conn, None, Some(Kind::Alarm)).unwrap();
-        let raised = alarms.iter().any(|r| {
-            r.record.payload_value()["alarm"] == "disk_full" && r.record.payload_value()["state"] == "raised"
-        });
+        let raised = alarms(&s.conn).iter().any(|a| disk_full(a, AlarmState::Raised));
         assert_eq!(raised, full, "{what}");
         let (code, v) = verify_store(&s, &[]);
         assert_eq!(code, 0, "{what}: {v:#}");
@@ -1074,49 +1085,36 @@ fn a_full_disk_is_reported_until_space_is_back_and_the_forecast_alarms() {
     assert!(full, "{status}");
     assert!(pruned_seqs(&s).is_empty());
     // ~1.3 MB in the last hour: at that rate the disk is full within a day.
-    let alarms: Vec<Value> = log::read_filtered(&s.conn, None, Some(Kind::Alarm))
-        .unwrap()
-        .into_iter()
-        .map(|r| r.record.payload_value())
-        .collect();
+    let first = alarms(&s.conn);
     assert!(
-        alarms
-            .iter()
-            .any(|p| p["alarm"] == "disk_full" && p["state"] == "raised"),
-        "{alarms:#?}"
+        first.iter().any(|a| disk_full(a, AlarmState::Raised)),
+        "{first:#?}"
     );
-    let forecast = alarms
+    let forecast = first
         .iter()
-        .find(|p| p["alarm"] == "disk_forecast")
+        .find(|a| matches!(a.alarm, AlarmKind::DiskForecast { .. }))
         .expect("a forecast alarm");
-    assert_eq!(forecast["state"], "raised");
-    assert!(forecast["days_left"].as_f64().unwrap() < 1.0, "{forecast}");
+    assert_eq!(forecast.state, AlarmState::Raised);
+    let AlarmKind::DiskForecast { days_left, .. } = forecast.alarm else {
+        unreachable!()
+    };
+    assert!(days_left.unwrap() < 1.0, "{forecast:?}");
     // A restart with the disk still full does not repeat the alarm.
     let (_, full, _) = run_job(&s.config);
     assert!(full);
-    assert_eq!(
-        log::read_filtered(&s.conn, None, Some(Kind::Alarm))
-            .unwrap()
-            .len(),
-        alarms.len()
-    );
+    assert_eq!(alarms(&s.conn).len(), first.len());
     // A bigger disk: recording may resume, and the log says so.
     set_capacity(&mut s, evidence, 1_000_000_000_000);
     let (_, full, _) = run_job(&s.config);
     assert!(!full);
-    let last: Vec<Value> = log::read_filtered(&s.conn, None, Some(Kind::Alarm))
-        .unwrap()
-        .into_iter()
-        .map(|r| r.record.payload_value())
-        .collect();
+    let last = alarms(&s.conn);
     assert!(
-        last.iter()
-            .any(|p| p["alarm"] == "disk_full" && p["state"] == "cleared"),
+        last.iter().any(|a| disk_full(a, AlarmState::Cleared)),
         "{last:#?}"
     );
     assert!(
         last.iter()
-            .any(|p| p["alarm"] == "disk_forecast" && p["state"] == "cleared"),
+            .any(|a| matches!(a.alarm, AlarmKind::DiskForecast { .. }) && a.state == AlarmState::Cleared),
         "{last:#?}"
     );
 }
@@ -1313,14 +1311,8 @@ fn a_full_disk_stops_recording_with_a_disk_full_gap_and_deletes_nothing() {
         closed_segments(&scene, &config).len() as u64
     );
     let conn = db::open_read_only(&scene.data_dir()).unwrap();
-    let alarms = log::read_filtered(&conn, None, Some(Kind::Alarm)).unwrap();
-    assert!(
-        alarms
-            .iter()
-            .any(|r| r.record.payload_value()["alarm"] == "disk_full"
-                && r.record.payload_value()["state"] == "raised"),
-        "{alarms:#?}"
-    );
+    let all = alarms(&conn);
+    assert!(all.iter().any(|a| disk_full(a, AlarmState::Raised)), "{all:#?}");
 }
 
 /// The same on a real, small file system: a 6 MB tmpfs mounted over the data dir inside a user
@@ -1376,23 +1368,21 @@ fn a_real_small_file_system_fills_up_and_recording_stops() {
     assert!(status.success(), "{status:?}\n{}", read("daemon.log"));
     // What the job measured when it stopped recording: the tmpfs itself, nearly full.
     let conn = db::open_read_only(&scene.path().join("db")).unwrap();
-    let alarms = log::read_filtered(&conn, None, Some(Kind::Alarm)).unwrap();
-    let full = alarms
+    let all = alarms(&conn);
+    let full = all
         .iter()
-        .find(|r| {
-            r.record.payload_value()["alarm"] == "disk_full" && r.record.payload_value()["state"] == "raised"
-        })
-        .unwrap_or_else(|| panic!("{alarms:#?}"));
-    assert!(
-        full.record.payload_value()["capacity_bytes"].as_u64().unwrap() <= 6 << 20,
-        "{:?}",
-        full.record.payload_value()
-    );
-    assert!(
-        full.record.payload_value()["available_bytes"].as_u64().unwrap() <= 1_000_000,
-        "{:?}",
-        full.record.payload_value()
-    );
+        .find(|a| disk_full(a, AlarmState::Raised))
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    let AlarmKind::DiskFull {
+        capacity_bytes,
+        available_bytes,
+        ..
+    } = full.alarm
+    else {
+        unreachable!()
+    };
+    assert!(capacity_bytes <= 6 << 20, "{full:?}");
+    assert!(available_bytes <= 1_000_000, "{full:?}");
     let entries: Vec<Value> = read("segments.jsonl")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -1429,19 +1419,15 @@ fn a_replaced_key_file_stops_signing_not_the_disk_watch() {
         0,
         "signed with a replaced key"
     );
-    let alarms = log::read_filtered(&s.conn, None, Some(Kind::Alarm)).unwrap();
-    let a = alarms
+    let all = alarms(&s.conn);
+    let detail = all
         .iter()
-        .find(|r| r.record.payload_value()["alarm"] == "device_key")
+        .find_map(|a| match &a.alarm {
+            AlarmKind::DeviceKey { detail } => detail.clone(),
+            _ => None,
+        })
         .expect("a device_key alarm");
-    assert!(
-        a.record.payload_value()["detail"]
-            .as_str()
-            .unwrap()
-            .contains("replaced"),
-        "{:?}",
-        a.record.payload_value()
-    );
+    assert!(detail.contains("replaced"), "{all:?}");
 }
 
 // ---------------------------------------------------------------------------------------
