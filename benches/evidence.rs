@@ -12,33 +12,32 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use classproof::attendance::roster::Role;
 use classproof::db;
-use classproof::evidence::log::{self, NewRecord};
+use classproof::evidence::log;
+use classproof::evidence::record::{Enrollment, Record};
 use classproof::evidence::verify::{self, Options};
 use classproof::evidence::{key::DeviceKey, store};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::json;
 
 const RECORDS: usize = 100_000;
 const BATCH: usize = 1_000;
 
-/// A check-in record (the most numerous kind after segments once attendance lands; not
-/// cross-checked against other tables, so the bench measures the chain alone).
-fn record(i: usize) -> NewRecord {
+/// A record of the size a check-in will have (the most numerous kind after segments once
+/// attendance lands): an `enrollment`, which is not cross-checked against other tables, so the
+/// bench measures the chain alone.
+fn record(i: usize) -> (DateTime<Utc>, Record) {
     let t = 1_800_000_000_000_000i64 + i as i64 * 2_000_000;
-    NewRecord {
-        time: DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default(),
-        kind: "check_in".into(),
-        payload: json!({
-            "camera": "entrance",
-            "person": format!("410105********{:04}", i % 10_000),
-            "session": "s-2026-11-22-am",
-            "match_score": 0.83,
-            "liveness_score": 0.97,
-            "snapshot_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        }),
-        file_sha256: None,
-    }
+    let rec = Record::Enrollment(Enrollment {
+        person_id: format!("410105********{:04}", i % 10_000),
+        role: Role::Trainee,
+        model: "fr_feature".into(),
+        templates_added: 1,
+        photo_sha256: vec!["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()],
+        rejected: 0,
+        warnings: 0,
+    });
+    (DateTime::<Utc>::from_timestamp_micros(t).unwrap_or_default(), rec)
 }
 
 /// Appends `RECORDS` records in transactions of `BATCH`, with a signed checkpoint after each
@@ -48,7 +47,8 @@ fn append_all(dir: &Path, key: &DeviceKey) {
     for b in 0..RECORDS / BATCH {
         let tx = db::write_tx(&mut conn).unwrap();
         for i in 0..BATCH {
-            log::append(&tx, &record(b * BATCH + i)).unwrap();
+            let (time, rec) = record(b * BATCH + i);
+            log::append(&tx, time, &rec).unwrap();
         }
         tx.commit().unwrap();
         store::checkpoint_now(&mut conn, key, "bench-box", Utc::now()).unwrap();
@@ -67,14 +67,14 @@ fn plain_insert_all(dir: &Path) {
     for b in 0..RECORDS / BATCH {
         let tx = db::write_tx(&mut conn).unwrap();
         for i in 0..BATCH {
-            let r = record(b * BATCH + i);
+            let (time, r) = record(b * BATCH + i);
             tx.prepare_cached("INSERT INTO plain VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)")
                 .unwrap()
                 .execute(rusqlite::params![
                     (b * BATCH + i + 1) as i64,
-                    r.time.timestamp_micros(),
-                    r.kind,
-                    r.payload.to_string(),
+                    time.timestamp_micros(),
+                    r.kind(),
+                    r.canonical_payload(),
                     &zero[..],
                     &zero[..]
                 ])

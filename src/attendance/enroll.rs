@@ -9,12 +9,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use serde_json::json;
 use thiserror::Error;
 
 use super::roster::{self, NewTemplate, Person, RosterError};
 use crate::db;
-use crate::evidence::log::{self, NewRecord};
+use crate::evidence::log;
+use crate::evidence::record::{Enrollment, Record};
 use crate::vision::embed::cosine;
 use crate::vision::fetch::sha256_file;
 use crate::vision::{BgrImage, Gallery, Pipeline, Stages, VisionError};
@@ -328,23 +328,16 @@ pub fn enroll(
         }
     }
     if !added.is_empty() {
-        log::append(
-            &tx,
-            &NewRecord {
-                time: now,
-                kind: "enrollment".into(),
-                payload: json!({
-                    "person_id": person.person_id,
-                    "role": person.role.as_str(),
-                    "model": model,
-                    "templates_added": added.len(),
-                    "photo_sha256": added.iter().map(|(s, _)| s).collect::<Vec<_>>(),
-                    "rejected": outcomes.iter().filter(|o| o.result.is_err()).count(),
-                    "warnings": warnings.len(),
-                }),
-                file_sha256: None,
-            },
-        )?;
+        let record = Record::Enrollment(Enrollment {
+            person_id: person.person_id.clone(),
+            role: person.role,
+            model: model.clone(),
+            templates_added: added.len() as u64,
+            photo_sha256: added.iter().map(|(s, _)| s.clone()).collect(),
+            rejected: outcomes.iter().filter(|o| o.result.is_err()).count() as u64,
+            warnings: warnings.len() as u64,
+        });
+        log::append(&tx, now, &record)?;
     }
     tx.commit()?;
     let new: Vec<Vec<f32>> = added.into_iter().map(|(_, e)| e).collect();

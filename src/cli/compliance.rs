@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::daemon::verdicts::{hour_json, judge_occurrence};
 use crate::db;
 use crate::evidence::log;
+use crate::evidence::record::Kind;
 
 /// Verdicts of a session's class hours (exit 1 if any class hour failed).
 #[derive(Debug, Args)]
@@ -277,7 +278,16 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
     let (exact, prefix) = match args.kind.as_deref() {
         Some(k) => match k.strip_suffix('*') {
             Some(p) => (None, Some(p)),
-            None => (Some(k), None),
+            None => {
+                let kind = Kind::parse(k).ok_or_else(|| {
+                    let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                    anyhow::Error::from(UsageError(format!(
+                        "--type {k:?}: no such record type; known: {}",
+                        known.join(", ")
+                    )))
+                })?;
+                (Some(kind), None)
+            }
         },
         None => (None, None),
     };
@@ -292,25 +302,26 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
     }
     for r in records
         .iter()
-        .filter(|r| prefix.is_none_or(|p| r.kind.starts_with(p)))
+        .filter(|r| prefix.is_none_or(|p| r.record.kind().starts_with(p)))
     {
         let time = crate::clock::rfc3339(r.time, tz);
+        let payload = r.record.payload_value();
         if args.json {
             let mut obj = serde_json::Map::new();
-            if let Value::Object(p) = &r.payload {
+            if let Value::Object(p) = &payload {
                 obj.extend(p.clone());
             } else {
-                obj.insert("payload".into(), r.payload.clone());
+                obj.insert("payload".into(), payload.clone());
             }
             obj.insert("seq".into(), json!(r.seq));
             obj.insert("time".into(), json!(time));
-            obj.insert("type".into(), json!(r.kind));
+            obj.insert("type".into(), json!(r.record.kind()));
             obj.entry("session").or_insert(Value::Null);
             obj.entry("class_hour").or_insert(Value::Null);
             obj.entry("verdict").or_insert(Value::Null);
             writeln!(out, "{}", Value::Object(obj))?;
         } else {
-            let p = &r.payload;
+            let p = &payload;
             let field = |k: &str| match &p[k] {
                 Value::Null => String::new(),
                 Value::String(s) => s.clone(),
@@ -321,7 +332,7 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
                 "{:>6}  {:<29}  {:<20}  {:<18}  {:>4}  {:<7}",
                 r.seq,
                 time,
-                r.kind,
+                r.record.kind(),
                 field("session"),
                 field("class_hour"),
                 field("verdict")

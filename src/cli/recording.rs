@@ -9,7 +9,17 @@ use serde_json::json;
 
 use crate::clock::{parse_time_arg, rfc3339_us};
 use crate::db;
+use crate::evidence::record::Kind;
+use crate::evidence::store;
 use crate::media::index::{self, Entry};
+
+/// An index entry's type: the kind of the record that vouches for it.
+fn entry_type(e: &Entry) -> &'static str {
+    match e {
+        Entry::Segment(_) => Kind::Segment.as_str(),
+        Entry::Gap(_) => Kind::Gap.as_str(),
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -111,12 +121,17 @@ pub fn segments(args: SegmentsArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     for e in &entries {
+        // A segment whose file retention deleted (R6): shown as pruned, with when.
+        let pruned = match e {
+            Entry::Segment(s) => store::pruned_at(&conn, &s.path.to_string_lossy())?,
+            Entry::Gap(_) => None,
+        };
         let start = rfc3339_us(e.start_us(), tz);
         let end = e.end_us().map(|u| rfc3339_us(u, tz));
         let duration_s = e.end_us().map(|end| (end - e.start_us()) as f64 / 1e6);
         if args.json {
             let mut obj = json!({
-                "type": if matches!(e, Entry::Segment(_)) { "segment" } else { "gap" },
+                "type": entry_type(e),
                 "camera": e.camera(),
                 "start": start,
                 "end": end,
@@ -132,6 +147,8 @@ pub fn segments(args: SegmentsArgs) -> anyhow::Result<ExitCode> {
                     obj["stream_id"] = json!(s.stream_id);
                     obj["stream_seq"] = json!(s.stream_seq);
                     obj["media_duration_s"] = json!(s.media_duration_us.map(|u| u as f64 / 1e6));
+                    obj["pruned"] = json!(pruned.map(|(_, t)| rfc3339_us(t, tz)));
+                    obj["pruned_seq"] = json!(pruned.map(|(seq, _)| seq));
                 }
                 Entry::Gap(g) => {
                     obj["cause"] = json!(g.cause);
@@ -142,9 +159,23 @@ pub fn segments(args: SegmentsArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{obj}")?;
         } else {
             let (kind, detail) = match e {
-                Entry::Segment(s) => ("segment", format!("{} {}", s.state.as_str(), s.path.display())),
+                Entry::Segment(s) => match pruned {
+                    Some((seq, t)) => (
+                        entry_type(e),
+                        format!(
+                            "pruned at {} (record {seq}; was {} {})",
+                            rfc3339_us(t, tz),
+                            s.state.as_str(),
+                            s.path.display()
+                        ),
+                    ),
+                    None => (
+                        entry_type(e),
+                        format!("{} {}", s.state.as_str(), s.path.display()),
+                    ),
+                },
                 Entry::Gap(g) => (
-                    "gap",
+                    entry_type(e),
                     format!("{} {}", g.cause, g.detail.as_deref().unwrap_or("")),
                 ),
             };

@@ -6,8 +6,8 @@
 //!   alarm below `alarm_days`, and when the disk is full with nothing left to delete, set
 //!   `JobContext::disk_full` so the cameras stop opening segments, and alarm.
 //!
-//! Alarms are `alarm` records in the log (`{"alarm": "disk_full" | "disk_forecast", "state":
-//! "raised" | "cleared", …}`) plus a tracing line, written on each change of state only.
+//! Alarms are `alarm` records in the log (`record::AlarmKind::DiskFull` / `DiskForecast`,
+//! raised or cleared) plus a tracing line, written on each change of state only.
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rusqlite::Connection;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::jobs::JobContext;
 use super::supervisor::{JobError, JobHandle, Supervisor};
 use crate::db;
 use crate::evidence::disk::{self, show_size};
 use crate::evidence::key::DeviceKey;
-use crate::evidence::log::{self, NewRecord};
+use crate::evidence::log;
+use crate::evidence::record::{AlarmKind, AlarmState, Kind, Record};
 use crate::evidence::retention::{self, DiskPolicy, Expired};
 use crate::evidence::store::{self, PruneReason};
 
@@ -67,18 +68,17 @@ fn start(ctx: JobContext) -> Result<Job, JobError> {
             tracing::error!(
                 "evidence: cannot use the device key: {e}; checkpoints are not signed until this is fixed"
             );
-            store::append_one(
-                &mut conn,
-                &NewRecord {
-                    time: Utc::now(),
-                    kind: "alarm".into(),
-                    payload: json!({"alarm": "device_key", "state": "raised", "detail": e.to_string()}),
-                    file_sha256: None,
-                },
-            )?;
+            let alarm = AlarmKind::DeviceKey {
+                detail: Some(e.to_string()),
+            };
+            store::append_one(&mut conn, Utc::now(), &Record::alarm(alarm, AlarmState::Raised))?;
             None
         }
     };
+    // A changed `[device] id` is a record before anything is signed under it (issue 8, item 6).
+    let tx = db::write_tx(&mut conn)?;
+    store::record_device_id(&tx, &ctx.config.device.id, Utc::now())?;
+    tx.commit()?;
     store::finish_pending_unlinks(&conn, &data_dir)?;
     Ok(Job::new(ctx, conn, key, data_dir)?)
 }
@@ -110,11 +110,12 @@ impl Job {
         // Pick up the alarm states the log last recorded, so a restart does not repeat them.
         let mut disk_full = false;
         let mut forecast_low = false;
-        for r in log::read_filtered(&conn, None, Some("alarm"))? {
-            let raised = r.payload.get("state").and_then(Value::as_str) == Some("raised");
-            match r.payload.get("alarm").and_then(Value::as_str) {
-                Some("disk_full") => disk_full = raised,
-                Some("disk_forecast") => forecast_low = raised,
+        for r in log::read_filtered(&conn, None, Some(Kind::Alarm))? {
+            let Record::Alarm(a) = r.record else { continue };
+            let raised = a.state == AlarmState::Raised;
+            match a.alarm {
+                AlarmKind::DiskFull { .. } => disk_full = raised,
+                AlarmKind::DiskForecast { .. } => forecast_low = raised,
                 _ => {}
             }
         }
@@ -233,7 +234,7 @@ impl Job {
             self.key_tried = Instant::now();
             let key = store::open_device_key(&mut self.conn, &self.data_dir, Utc::now())?;
             tracing::info!(fingerprint = %key.public().fingerprint(), "evidence: the device key is usable again");
-            self.alarm(json!({"alarm": "device_key", "state": "cleared"}))?;
+            self.alarm(AlarmKind::DeviceKey { detail: None }, AlarmState::Cleared)?;
             self.key = Some(key);
         }
         let Some(key) = &self.key else { return Ok(()) };
@@ -313,15 +314,15 @@ impl Job {
         let was_full = self.ctx.disk_full.load(Ordering::SeqCst);
         if full != was_full {
             self.ctx.disk_full.store(full, Ordering::SeqCst);
-            let state = if full { "raised" } else { "cleared" };
-            self.alarm(json!({
-                "alarm": "disk_full",
-                "state": state,
-                "available_bytes": view.available,
-                "capacity_bytes": view.capacity,
-                "reserve_bytes": reserve,
-                "policy": cfg.disk_policy.as_str(),
-            }))?;
+            self.alarm(
+                AlarmKind::DiskFull {
+                    available_bytes: view.available,
+                    capacity_bytes: view.capacity,
+                    reserve_bytes: reserve,
+                    policy: cfg.disk_policy,
+                },
+                AlarmState::raised(full),
+            )?;
             if full {
                 tracing::error!(
                     available = %show_size(view.available),
@@ -346,16 +347,16 @@ impl Job {
         let low = cfg.alarm_days > 0 && days_left.is_some_and(|d| d < f64::from(cfg.alarm_days));
         if low != self.forecast_low {
             self.forecast_low = low;
-            let state = if low { "raised" } else { "cleared" };
-            self.alarm(json!({
-                "alarm": "disk_forecast",
-                "state": state,
-                "days_left": days_left,
-                "alarm_days": cfg.alarm_days,
-                "bytes_per_day": forecast.map(|f| f.bytes_per_day.round() as u64),
-                "available_bytes": view.available,
-                "policy": cfg.disk_policy.as_str(),
-            }))?;
+            self.alarm(
+                AlarmKind::DiskForecast {
+                    days_left,
+                    alarm_days: cfg.alarm_days,
+                    bytes_per_day: forecast.map(|f| f.bytes_per_day.round() as u64),
+                    available_bytes: view.available,
+                    policy: cfg.disk_policy,
+                },
+                AlarmState::raised(low),
+            )?;
             if low {
                 tracing::warn!(
                     days_left = format!("{:.1}", days_left.unwrap_or_default()),
@@ -386,16 +387,8 @@ impl Job {
         Ok(())
     }
 
-    fn alarm(&mut self, payload: Value) -> Result<(), store::StoreError> {
-        store::append_one(
-            &mut self.conn,
-            &NewRecord {
-                time: Utc::now(),
-                kind: "alarm".into(),
-                payload,
-                file_sha256: None,
-            },
-        )?;
+    fn alarm(&mut self, alarm: AlarmKind, state: AlarmState) -> Result<(), store::StoreError> {
+        store::append_one(&mut self.conn, Utc::now(), &Record::alarm(alarm, state))?;
         Ok(())
     }
 }

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::Connection;
-use serde_json::json;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
@@ -35,7 +34,8 @@ use super::jobs::Changes;
 use super::supervisor::{JobError, JobHandle};
 use crate::clock::{from_us, rfc3339};
 use crate::db::{self, DbError};
-use crate::evidence::log::{self, LogError, NewRecord};
+use crate::evidence::log::{self, LogError};
+use crate::evidence::record::{self, AlarmKind, AlarmState, Record};
 use crate::media::index::{self, SegmentState};
 use crate::media::recover::{self, RecoverError, parse_segment_path};
 use crate::media::{ClosedSegment, GapCause, MediaEvent};
@@ -332,7 +332,7 @@ impl Store {
                 let gap = OpenGap {
                     id: row.id,
                     start_us: row.start_us,
-                    cause: GapCause::parse(&row.cause).unwrap_or(GapCause::CameraLost),
+                    cause: row.cause,
                     detail: row.detail,
                 };
                 self.close_gap(&row.camera, &gap, end)?;
@@ -502,20 +502,12 @@ impl Store {
             "DELETE FROM segments WHERE path = ?1 AND state = 'recording'",
             [rel.to_string_lossy()],
         )?;
-        log::append(
-            &tx,
-            &alarm_record(
-                Utc::now(),
-                json!({
-                    "alarm": "file_quarantined",
-                    "state": "raised",
-                    "camera": camera,
-                    "path": rel.to_string_lossy(),
-                    "moved_to": moved_rel.to_string_lossy(),
-                    "cause": cause,
-                }),
-            ),
-        )?;
+        let alarm = AlarmKind::FileQuarantined {
+            path: rel.to_string_lossy().into_owned(),
+            moved_to: Some(moved_rel.to_string_lossy().into_owned()),
+            cause: cause.to_string(),
+        };
+        log::append(&tx, Utc::now(), &Record::alarm(alarm, AlarmState::Raised))?;
         tx.commit()?;
         error!(
             camera,
@@ -560,19 +552,12 @@ impl Store {
     /// Records that `ev` could not be recorded for good, and why (an `alarm` record).
     fn set_aside(&mut self, ev: &MediaEvent, cause: &StoreError) -> Result<(), StoreError> {
         let tx = db::write_tx(self.conn()?)?;
-        log::append(
-            &tx,
-            &alarm_record(
-                Utc::now(),
-                json!({
-                    "alarm": "event_set_aside",
-                    "state": "raised",
-                    "camera": ev.camera(),
-                    "event": format!("{ev:?}"),
-                    "cause": cause.to_string(),
-                }),
-            ),
-        )?;
+        let alarm = AlarmKind::EventSetAside {
+            camera: ev.camera().to_string(),
+            event: format!("{ev:?}"),
+            cause: cause.to_string(),
+        };
+        log::append(&tx, Utc::now(), &Record::alarm(alarm, AlarmState::Raised))?;
         tx.commit()?;
         error!(camera = ev.camera(), error = %cause, event = ?ev, "a recording event cannot be recorded; set aside with an alarm record");
         Ok(())
@@ -696,26 +681,20 @@ impl Store {
     /// Records a finished segment and its evidence record in one transaction.
     fn record_segment(&mut self, seg: &ClosedSegment, state: SegmentState) -> Result<(), StoreError> {
         let tx = db::write_tx(self.conn()?)?;
-        let (seq, _) = log::append(
-            &tx,
-            &NewRecord {
-                time: seg.end,
-                kind: "segment".into(),
-                payload: json!({
-                    "camera": seg.camera,
-                    "path": seg.path.to_string_lossy(),
-                    "start_us": seg.start.timestamp_micros(),
-                    "end_us": seg.end.timestamp_micros(),
-                    "media_duration_us": seg.media_duration.as_micros() as i64,
-                    "bytes": seg.bytes,
-                    "stream_id": seg.stream_id,
-                    "stream_seq": seg.stream_seq,
-                    "state": state.as_str(),
-                    "codec": seg.codec,
-                }),
-                file_sha256: Some(seg.sha256.clone()),
-            },
-        )?;
+        let record = Record::Segment(record::Segment {
+            camera: seg.camera.clone(),
+            path: seg.path.to_string_lossy().into_owned(),
+            start_us: seg.start.timestamp_micros(),
+            end_us: seg.end.timestamp_micros(),
+            media_duration_us: seg.media_duration.as_micros() as i64,
+            bytes: seg.bytes,
+            stream_id: seg.stream_id.clone(),
+            stream_seq: seg.stream_seq,
+            state,
+            codec: seg.codec.clone(),
+            sha256: seg.sha256.clone(),
+        });
+        let (seq, _) = log::append(&tx, seg.end, &record)?;
         index::finish_segment(&tx, seg, state, Some(seq))?;
         tx.commit()?;
         self.last_segment_end
@@ -734,21 +713,14 @@ impl Store {
         } = *gap;
         let end_us = end_us.max(start_us);
         let tx = db::write_tx(self.conn()?)?;
-        let (seq, _) = log::append(
-            &tx,
-            &NewRecord {
-                time: from_us(end_us),
-                kind: "gap".into(),
-                payload: json!({
-                    "camera": camera,
-                    "start_us": start_us,
-                    "end_us": end_us,
-                    "cause": cause.as_str(),
-                    "detail": detail,
-                }),
-                file_sha256: None,
-            },
-        )?;
+        let record = Record::Gap(record::Gap {
+            camera: camera.to_string(),
+            start_us,
+            end_us,
+            cause,
+            detail: detail.clone(),
+        });
+        let (seq, _) = log::append(&tx, from_us(end_us), &record)?;
         index::close_gap(&tx, id, end_us, Some(seq))?;
         tx.commit()?;
         info!(
@@ -758,16 +730,6 @@ impl Store {
             "gap closed"
         );
         Ok(())
-    }
-}
-
-/// An `alarm` record of the store. (One place, so the typed-record change touches one line.)
-fn alarm_record(time: DateTime<Utc>, payload: serde_json::Value) -> NewRecord {
-    NewRecord {
-        time,
-        kind: "alarm".into(),
-        payload,
-        file_sha256: None,
     }
 }
 

@@ -26,7 +26,8 @@ use tracing::{error, info, warn};
 use super::config::DaemonConfig;
 use super::health::{Health, JobState};
 use crate::db;
-use crate::evidence::log::{self, NewRecord};
+use crate::evidence::log;
+use crate::evidence::record::{AlarmKind, AlarmState, Record};
 
 /// What a job returns when it fails.
 pub type JobError = Box<dyn std::error::Error + Send + Sync>;
@@ -252,21 +253,11 @@ pub fn log_recorder(data_dir: PathBuf) -> Arc<FailureRecorder> {
     Arc::new(move |f: &JobFailure| {
         let mut conn = db::open(&data_dir).map_err(|e| e.to_string())?;
         let tx = db::write_tx(&mut conn).map_err(|e| e.to_string())?;
-        log::append(
-            &tx,
-            &NewRecord {
-                time: f.time,
-                kind: "alarm".into(),
-                payload: serde_json::json!({
-                    "alarm": "job_failed",
-                    "state": "raised",
-                    "job": f.job,
-                    "cause": f.cause,
-                }),
-                file_sha256: None,
-            },
-        )
-        .map_err(|e| e.to_string())?;
+        let alarm = AlarmKind::JobFailed {
+            job: f.job.clone(),
+            cause: f.cause.clone(),
+        };
+        log::append(&tx, f.time, &Record::alarm(alarm, AlarmState::Raised)).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())
     })
 }
@@ -284,6 +275,7 @@ fn panic_message(panic: &Box<dyn Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::record::Kind;
     use std::sync::atomic::AtomicU32;
     use std::sync::mpsc;
 
@@ -450,10 +442,18 @@ mod tests {
         })
         .unwrap();
         let conn = db::open(dir.path()).unwrap();
-        let recs = log::read_filtered(&conn, None, Some("alarm")).unwrap();
+        let recs = log::read_filtered(&conn, None, Some(Kind::Alarm)).unwrap();
         assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].payload["alarm"], "job_failed");
-        assert_eq!(recs[0].payload["job"], "evidence");
-        assert_eq!(recs[0].payload["cause"], "panicked: boom");
+        let Record::Alarm(a) = &recs[0].record else {
+            panic!("{:?}", recs[0].record)
+        };
+        assert_eq!(a.state, AlarmState::Raised);
+        assert_eq!(
+            a.alarm,
+            AlarmKind::JobFailed {
+                job: "evidence".into(),
+                cause: "panicked: boom".into()
+            }
+        );
     }
 }

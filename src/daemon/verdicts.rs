@@ -30,7 +30,8 @@ use crate::compliance::timeline::{CameraTimeline, Missing, Recorded};
 use crate::compliance::{HourVerdict, Verdict, judge_hour};
 use crate::config::Config;
 use crate::db;
-use crate::evidence::log::{self, LogError, NewRecord};
+use crate::evidence::log::{self, LogError};
+use crate::evidence::record::{ClassHour, HourHole, Record};
 use crate::media::index::{self, Entry, SegmentState};
 
 /// How often the judge looks again when nothing changed: at-risk and fail moments come from
@@ -56,33 +57,8 @@ pub enum VerdictError {
     Log(#[from] LogError),
 }
 
-/// The event types, in the order they can happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EventKind {
-    Pass,
-    AtRisk,
-    Fail,
-    Final,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 4] = [
-        EventKind::Pass,
-        EventKind::AtRisk,
-        EventKind::Fail,
-        EventKind::Final,
-    ];
-
-    /// The evidence log type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Pass => "class_hour_pass",
-            EventKind::AtRisk => "class_hour_at_risk",
-            EventKind::Fail => "class_hour_fail",
-            EventKind::Final => "class_hour_final",
-        }
-    }
-}
+/// The event types, in the order they can happen (defined with the records they are).
+pub use crate::evidence::record::ClassHourEvent as EventKind;
 
 /// Converts one camera's index rows into the engine's timeline, resolved at `now`: an open
 /// segment counts as recorded up to now, an open gap is a hole up to now, a damaged segment
@@ -121,7 +97,7 @@ pub fn to_timeline(camera: &str, entries: &[Entry], now_us: i64) -> CameraTimeli
             Entry::Gap(g) => t.missing.push(Missing {
                 start_us: g.start_us,
                 end_us: g.end_us.unwrap_or(now_us).min(now_us),
-                cause: g.cause.clone(),
+                cause: g.cause.as_str().to_string(),
             }),
         }
     }
@@ -254,16 +230,14 @@ impl Judge {
         // ended at most CATCH_UP ago and lasted at most a day.
         let from = now_us - CATCH_UP.as_micros() as i64 - 2 * 86_400_000_000;
         for kind in EventKind::ALL {
-            for rec in log::read_filtered(conn, Some(from), Some(kind.as_str()))? {
-                let p = &rec.payload;
-                let (Some(session), Some(index)) = (p["session"].as_str(), p["class_hour"].as_u64()) else {
+            for rec in log::read_filtered(conn, Some(from), Some(kind.kind()))? {
+                let Some((_, h)) = rec.record.as_class_hour() else {
                     continue;
                 };
-                let end = p["end_us"].as_i64().unwrap_or(rec.time.timestamp_micros());
                 judge
                     .written
-                    .entry((session.to_string(), index as u32))
-                    .or_insert((end, Vec::new()))
+                    .entry((h.session.clone(), h.class_hour))
+                    .or_insert((h.end_us, Vec::new()))
                     .1
                     .push(kind);
             }
@@ -286,7 +260,7 @@ impl Judge {
         let config = self.config.clone();
         let tz = config.device.timezone;
         let oldest = self.since_us.max(now_us - CATCH_UP.as_micros() as i64);
-        let mut due: Vec<(EventKind, Value, HourVerdict, String)> = Vec::new();
+        let mut due: Vec<(EventKind, ClassHour, HourVerdict, String)> = Vec::new();
         for session in &config.sessions {
             for occ in session.occurrences_between(oldest, now_us + 1, tz) {
                 let settle = settle(&config, &occ).as_micros() as i64;
@@ -325,15 +299,7 @@ impl Judge {
         let tx = db::write_tx(conn)?;
         let mut written = Vec::new();
         for (kind, payload, v, session) in due {
-            let (seq, _) = log::append(
-                &tx,
-                &NewRecord {
-                    time: from_us(now_us),
-                    kind: kind.as_str().to_string(),
-                    payload,
-                    file_sha256: None,
-                },
-            )?;
+            let (seq, _) = log::append(&tx, from_us(now_us), &Record::class_hour(kind, payload))?;
             written.push(Written {
                 kind,
                 session,
@@ -392,25 +358,39 @@ fn written_end(config: &Config, w: &Written, tz: chrono_tz::Tz) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
-fn event_payload(config: &Config, occ: &Occurrence, v: &HourVerdict, tz: chrono_tz::Tz) -> Value {
-    let mut p = hour_json(v, tz);
-    if let Some(hour) = p.as_object_mut() {
-        let index = hour.remove("index").unwrap_or(Value::Null);
-        hour.insert("class_hour".into(), index);
-        hour.insert("session".into(), json!(occ.name));
-        hour.insert("session_id".into(), json!(occ.session.id));
-        hour.insert(
-            "date".into(),
-            json!(occ.date.map(|d| d.format("%Y-%m-%d").to_string())),
-        );
-        hour.insert("class_id".into(), json!(occ.session.class_id));
-        hour.insert("kind".into(), json!(occ.session.kind.as_str()));
-        hour.insert("profile".into(), json!(config.rules.profile.name));
-        hour.insert("cameras".into(), json!(occ.session.cameras));
-        hour.insert("start_us".into(), json!(v.start_us));
-        hour.insert("end_us".into(), json!(v.end_us));
+/// The payload of a class-hour event: the verdict as the report shows it (`hour_json`), with
+/// the occurrence it belongs to.
+fn event_payload(config: &Config, occ: &Occurrence, v: &HourVerdict, tz: chrono_tz::Tz) -> ClassHour {
+    ClassHour {
+        session: occ.name.clone(),
+        session_id: occ.session.id.clone(),
+        date: occ.date.map(|d| d.format("%Y-%m-%d").to_string()),
+        class_id: occ.session.class_id.clone(),
+        kind: occ.session.kind,
+        profile: config.rules.profile.name.clone(),
+        cameras: occ.session.cameras.clone(),
+        class_hour: v.index,
+        start: rfc3339_us(v.start_us, tz),
+        end: rfc3339_us(v.end_us, tz),
+        start_us: v.start_us,
+        end_us: v.end_us,
+        rule: v.rule.to_string(),
+        verdict: v.verdict,
+        required_run_s: v.required_run_us.map(secs),
+        longest_run_s: secs(v.longest_run_us),
+        recorded_s: secs(v.recorded_us),
+        holes: v
+            .holes
+            .iter()
+            .map(|h| HourHole {
+                start: rfc3339_us(h.start_us, tz),
+                end: rfc3339_us(h.end_us, tz),
+                cause: h.cause.clone(),
+                duration_s: secs(h.end_us - h.start_us),
+                breaks_run: h.breaks_run,
+            })
+            .collect(),
     }
-    p
 }
 
 /// The job (run under the supervisor as `verdicts`); `None` when there is nothing to judge

@@ -25,11 +25,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::check::{
-    Anchor, FileRef, KeyRing, Problem, ProblemKind, Rotation, check_checkpoints, check_file, check_records,
+    Anchor, DeviceIds, FileRef, KeyRing, Problem, ProblemKind, Rotation, check_checkpoints, check_file,
+    check_records,
 };
 use super::checkpoint::SignedCheckpoint;
 use super::key::{DeviceKey, PublicKey};
 use super::log::{self, RawRecord, canonical_json, parse_sha256_hex};
+use super::record::{Kind, Record};
 use super::store;
 use super::verify::{Report, VerifyError, safe_rel_path, sha256_file, video_files};
 use crate::clock;
@@ -97,11 +99,19 @@ pub struct ExportSummary {
     pub signed_now: bool,
 }
 
-fn payload_in_span(v: &Value, span: &Span) -> bool {
-    let camera = v.get("camera").and_then(Value::as_str).unwrap_or_default();
-    let start = v.get("start_us").and_then(Value::as_i64).unwrap_or(i64::MAX);
-    let end = v.get("end_us").and_then(Value::as_i64).unwrap_or(i64::MIN);
-    span.cameras.iter().any(|c| c == camera) && start < span.to_us && end > span.from_us
+/// The camera and time a `segment` or `gap` record covers.
+fn covers(rec: &Record) -> Option<(&str, i64, i64)> {
+    match rec {
+        Record::Segment(s) => Some((&s.camera, s.start_us, s.end_us)),
+        Record::Gap(g) => Some((&g.camera, g.start_us, g.end_us)),
+        _ => None,
+    }
+}
+
+fn in_span(rec: &Record, span: &Span) -> bool {
+    covers(rec).is_some_and(|(camera, start, end)| {
+        span.cameras.iter().any(|c| c == camera) && start < span.to_us && end > span.from_us
+    })
 }
 
 /// Writes the bundle for `span` into `out` (which must not exist or be empty). `key` signs a
@@ -128,17 +138,17 @@ pub fn export(
         )));
     }
     let mut relevant: Vec<RawRecord> = Vec::new();
-    for kind in ["segment", "gap"] {
-        relevant.extend(
-            log::read_raw_kind_between(
-                conn,
-                kind,
-                span.from_us,
-                span.to_us.saturating_add(RECORD_SLACK_US),
-            )?
-            .into_iter()
-            .filter(|r| payload_in_span(&r.payload_value(), span)),
-        );
+    for kind in [Kind::Segment, Kind::Gap] {
+        for r in log::read_raw_kind_between(
+            conn,
+            kind,
+            span.from_us,
+            span.to_us.saturating_add(RECORD_SLACK_US),
+        )? {
+            if in_span(&r.record()?, span) {
+                relevant.push(r);
+            }
+        }
     }
     let last = log::last_seq(conn)?;
     if last == 0 {
@@ -210,7 +220,10 @@ pub fn export(
         signed_now,
     };
     let mut manifest_files = Vec::new();
-    for r in relevant.iter().filter(|r| r.kind == "segment" && r.seq <= c1) {
+    for r in relevant
+        .iter()
+        .filter(|r| r.kind == Kind::Segment.as_str() && r.seq <= c1)
+    {
         let Some(path) = r.file_path() else { continue };
         let Some(rel) = safe_rel_path(&path) else { continue };
         if store::file_by_seq(conn, r.seq)?.is_some_and(|f| f.pruned_seq.is_some()) {
@@ -410,7 +423,8 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
             )),
         }
     }
-    let (good, cp_problems) = check_checkpoints(texts, &manifest.device, &ring);
+    let devices = DeviceIds::from_records(&manifest.device, &records);
+    let (good, cp_problems) = check_checkpoints(texts, &devices, &ring);
     problems.extend(cp_problems);
 
     let first = records.first().map_or(manifest.first_seq, |r| r.seq);
@@ -457,8 +471,10 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
     };
     let pruned: HashSet<i64> = records
         .iter()
-        .filter(|r| r.kind == "pruned")
-        .filter_map(|r| r.payload_value().get("seq").and_then(Value::as_i64))
+        .filter_map(|r| match r.record() {
+            Ok(Record::Pruned(p)) => Some(p.seq),
+            _ => None,
+        })
         .collect();
     let by_sha: HashMap<String, (i64, String)> = records
         .iter()
@@ -469,23 +485,27 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
         span.cameras.iter().map(|c| (c.clone(), (0, 0, 0))).collect();
     let mut files_checked = 0;
     for r in &records {
-        let v = r.payload_value();
-        if !payload_in_span(&v, &span) {
+        let rec = match r.record() {
+            Ok(rec) => rec,
+            Err(e) => {
+                if r.kind == Kind::Segment.as_str() || r.kind == Kind::Gap.as_str() {
+                    problems.push(Problem::new(
+                        ProblemKind::Modified,
+                        Some(r.seq),
+                        r.file_path(),
+                        format!("the record does not read: {}", e.reason),
+                    ));
+                }
+                continue;
+            }
+        };
+        let Some((camera, start, end)) = covers(&rec).filter(|_| in_span(&rec, &span)) else {
             continue;
-        }
-        let camera = v
-            .get("camera")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let (start, end) = (
-            v.get("start_us").and_then(Value::as_i64).unwrap_or_default(),
-            v.get("end_us").and_then(Value::as_i64).unwrap_or_default(),
-        );
-        let c = coverage.entry(camera).or_default();
-        match r.kind.as_str() {
-            "gap" => c.1 += 1,
-            "segment" => {
+        };
+        let c = coverage.entry(camera.to_string()).or_default();
+        match rec {
+            Record::Gap(_) => c.1 += 1,
+            Record::Segment(_) => {
                 c.0 += 1;
                 c.2 += end.min(span.to_us) - start.max(span.from_us);
                 let (Some(path), Some(sha)) =
@@ -589,7 +609,7 @@ mod tests {
         let r = RawRecord {
             seq: 7,
             time_us: 1_800_000_000_000_000,
-            kind: "segment".into(),
+            kind: Kind::Segment.as_str().into(),
             payload: canonical_json(&json!({"path": "video/a/x.mp4", "note": "课 \"q\"", "f": 0.1})),
             file_sha256: Some("ab".repeat(32)),
             prev_hash: vec![1; 32],

@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::checkpoint::{Checkpoint, SignedCheckpoint};
 use super::key::PublicKey;
 use super::log::{GENESIS, RawRecord};
+use super::record::Record;
 
 /// What is wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -356,15 +357,60 @@ pub struct Rotation {
 impl Rotation {
     /// Reads a `key_rotated` record (`None` if it is not one, or malformed).
     pub fn from_record(r: &RawRecord) -> Option<Rotation> {
-        if r.kind != "key_rotated" {
+        let Ok(Record::KeyRotated(k)) = r.record() else {
             return None;
-        }
-        let v = r.payload_value();
+        };
         Some(Rotation {
             seq: r.seq,
-            old: v.get("old_fingerprint")?.as_str()?.to_string(),
-            new: PublicKey::parse(v.get("new_public_key")?.as_str()?).ok()?,
+            old: k.old_fingerprint,
+            new: PublicKey::parse(&k.new_public_key).ok()?,
         })
+    }
+}
+
+/// The `[device] id` each checkpoint must name: the id in effect at its seq. A
+/// `device_id_changed` record at seq `c` starts `new_id`; checkpoints before it were signed
+/// under its `old_id` (issue 8, item 6: renaming a box keeps its history verifiable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceIds {
+    current: String,
+    /// (seq, old id, new id), by seq.
+    changes: Vec<(i64, String, String)>,
+}
+
+impl DeviceIds {
+    /// Only one id, ever.
+    pub fn single(current: &str) -> DeviceIds {
+        DeviceIds {
+            current: current.to_string(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// `current` (the id checked for when no change record says otherwise) and the
+    /// `device_id_changed` records among `records` (others, and unreadable ones, are skipped:
+    /// the chain check reports those).
+    pub fn from_records(current: &str, records: &[RawRecord]) -> DeviceIds {
+        let mut changes: Vec<(i64, String, String)> = records
+            .iter()
+            .filter_map(|r| match r.record() {
+                Ok(Record::DeviceIdChanged(c)) => Some((r.seq, c.old_id, c.new_id)),
+                _ => None,
+            })
+            .collect();
+        changes.sort();
+        DeviceIds {
+            current: current.to_string(),
+            changes,
+        }
+    }
+
+    /// The id a checkpoint of `seq` must name.
+    pub fn at(&self, seq: i64) -> &str {
+        match self.changes.iter().rev().find(|c| c.0 <= seq) {
+            Some(c) => &c.2,
+            None => self.changes.first().map_or(&self.current, |c| &c.1),
+        }
     }
 }
 
@@ -444,7 +490,7 @@ impl KeyRing {
 /// one. `texts` are `(seq as stored beside the text, text)`.
 pub fn check_checkpoints(
     texts: impl IntoIterator<Item = (Option<i64>, String)>,
-    device: &str,
+    devices: &DeviceIds,
     keys: &KeyRing,
 ) -> (Vec<Checkpoint>, Vec<Problem>) {
     let mut good: Vec<Checkpoint> = Vec::new();
@@ -457,7 +503,7 @@ pub fn check_checkpoints(
                 None,
                 e.to_string(),
             )),
-            Ok(cp) => match keys.check(&cp, device) {
+            Ok(cp) => match keys.check(&cp, devices.at(cp.checkpoint.seq)) {
                 Err(why) => problems.push(Problem::new(
                     ProblemKind::BadSignature,
                     Some(cp.checkpoint.seq),
@@ -560,6 +606,7 @@ mod tests {
     use super::*;
     use crate::evidence::key::DeviceKey;
     use crate::evidence::log::{canonical_json, record_hash};
+    use crate::evidence::record::Kind;
     use serde_json::json;
 
     /// A well-formed chain of `n` records, the third-last referring to a file.
@@ -568,11 +615,11 @@ mod tests {
         (1..=n)
             .map(|seq| {
                 let payload = canonical_json(&json!({"camera": "front", "n": seq}));
-                let h = record_hash(1_000 + seq, "gap", &payload, None, &prev);
+                let h = record_hash(1_000 + seq, Kind::Gap.as_str(), &payload, None, &prev);
                 let r = RawRecord {
                     seq,
                     time_us: 1_000 + seq,
-                    kind: "gap".into(),
+                    kind: Kind::Gap.as_str().into(),
                     payload,
                     file_sha256: None,
                     prev_hash: prev.to_vec(),
@@ -738,18 +785,22 @@ mod tests {
             sign(9, &evil),
             sign(10, &a),
         ];
-        let (good, problems) = check_checkpoints(texts, "box", &ring);
+        let (good, problems) = check_checkpoints(texts, &DeviceIds::single("box"), &ring);
         assert_eq!(good.iter().map(|c| c.seq).collect::<Vec<_>>(), [4, 5, 8]);
         let bad: Vec<_> = problems.iter().map(|p| (p.kind.as_str(), p.seq)).collect();
         assert_eq!(bad, [("bad_signature", Some(9)), ("bad_signature", Some(10))]);
         // Wrong device, and a text that is not a checkpoint at all.
-        let (_, problems) = check_checkpoints([sign(4, &a), (Some(7), "hello".into())], "other", &ring);
+        let (_, problems) = check_checkpoints(
+            [sign(4, &a), (Some(7), "hello".into())],
+            &DeviceIds::single("other"),
+            &ring,
+        );
         assert_eq!(problems.len(), 2);
         // A fork: two good signatures, two heads for one seq.
         let mut forked = cp(4, &rs);
         forked.head = [9; 32];
         let texts = vec![sign(4, &a), (Some(4), forked.sign(&a).to_text())];
-        let (_, problems) = check_checkpoints(texts, "box", &ring);
+        let (_, problems) = check_checkpoints(texts, &DeviceIds::single("box"), &ring);
         assert_eq!(problems[0].kind, ProblemKind::ChainBreak);
     }
 
@@ -787,5 +838,26 @@ mod tests {
             check_prune(9, &f, 0, 3 * year - 1, ret).unwrap().kind,
             ProblemKind::Missing
         );
+    }
+
+    /// Checkpoints name the id in effect at their seq: before the first change its old id,
+    /// from each change record on its new id.
+    #[test]
+    fn device_ids_follow_the_change_records() {
+        let change = |seq: i64, old: &str, new: &str| RawRecord {
+            seq,
+            time_us: seq,
+            kind: Kind::DeviceIdChanged.as_str().into(),
+            payload: canonical_json(&json!({"old_id": old, "new_id": new})),
+            file_sha256: None,
+            prev_hash: GENESIS.to_vec(),
+            hash: GENESIS.to_vec(),
+        };
+        let ids = DeviceIds::from_records("c", &[change(20, "b", "c"), change(10, "a", "b")]);
+        assert_eq!(
+            [0, 9, 10, 19, 20, 99].map(|s| ids.at(s)),
+            ["a", "a", "b", "b", "c", "c"]
+        );
+        assert_eq!(DeviceIds::from_records("x", &[]).at(5), "x");
     }
 }

@@ -10,15 +10,20 @@
 //!   `BEGIN IMMEDIATE` (see `db::write_tx`) so that the read of the head and the insert are
 //!   serialised across connections. The database runs with `synchronous=FULL`, so the record
 //!   is durable when the caller's commit returns.
-//! - a record that refers to a file (a `file_sha256` and a string `payload.path`) also gets a
-//!   row in `evidence_files`, the retention index (see `evidence::store`); that row is derived
-//!   from the record and checked against it by `verify`.
+//! - a record that refers to a file (`Record::file_sha256` and `Record::file_path`: today only
+//!   `segment`) also gets a row in `evidence_files`, the retention index (see
+//!   `evidence::store`); that row is derived from the record and checked against it by `verify`;
+//! - what is appended is a typed `evidence::record::Record`; what is read back is typed again
+//!   (`Stored`, strictly: see `Record::from_stored`), except by the verifier, which reads rows
+//!   as stored (`RawRecord`) so that a damaged row is reported instead of failing the read.
 
 use chrono::{DateTime, Utc};
 use ring::digest::{Context, SHA256};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 use thiserror::Error;
+
+use super::record::{Kind, Record, RecordError};
 
 /// Hash of "no previous record" (the `prev_hash` of record 1).
 pub const GENESIS: [u8; 32] = [0u8; 32];
@@ -35,31 +40,19 @@ pub enum LogError {
     BadHash { seq: i64, len: usize },
     #[error("evidence log: file_sha256 {value:?} is not 64 lowercase hex digits")]
     BadFileHash { value: String },
-    #[error("evidence log: record type {kind:?} must be 1 to 64 of a-z, 0-9 and _")]
-    BadKind { kind: String },
+    #[error("{0}")]
+    Record(#[from] RecordError),
+    #[error("evidence log: record {seq} has a time of {time_us} µs, out of range")]
+    BadTime { seq: i64, time_us: i64 },
 }
 
-/// A record about to be appended.
-#[derive(Debug, Clone)]
-pub struct NewRecord {
+/// A stored record, read back typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub seq: i64,
     /// When the asserted fact happened (or was observed).
     pub time: DateTime<Utc>,
-    /// Record type, e.g. `segment`, `gap`, `class_hour_pass`.
-    pub kind: String,
-    /// The facts, as JSON. Canonicalised before hashing.
-    pub payload: Value,
-    /// sha256 (hex) of the file this record refers to, if any.
-    pub file_sha256: Option<String>,
-}
-
-/// A stored record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    pub seq: i64,
-    pub time: DateTime<Utc>,
-    pub kind: String,
-    pub payload: Value,
-    pub file_sha256: Option<String>,
+    pub record: Record,
     pub prev_hash: [u8; 32],
     pub hash: [u8; 32],
 }
@@ -96,28 +89,29 @@ impl RawRecord {
         ))
     }
 
-    /// `payload.path` when the record refers to a file.
+    /// The record, typed; an error names this row (see `record::Record::from_stored`).
+    pub fn record(&self) -> Result<Record, RecordError> {
+        Record::from_stored(&self.kind, &self.payload, self.file_sha256.as_deref())
+            .map_err(|e| e.at(self.seq))
+    }
+
+    /// `payload.path` when the record refers to a file. Read from the JSON as stored, not
+    /// from the typed record: the verifier names the file a damaged row claims, even when the
+    /// row no longer reads as a record.
     pub fn file_path(&self) -> Option<String> {
         self.file_sha256.as_ref()?;
         let v: Value = serde_json::from_str(&self.payload).ok()?;
         v.get("path")?.as_str().map(str::to_string)
     }
-
-    /// The payload parsed (an unparsable payload reads as `null`).
-    pub fn payload_value(&self) -> Value {
-        serde_json::from_str(&self.payload).unwrap_or(Value::Null)
-    }
 }
 
-/// Appends one record inside the caller's (immediate) transaction; returns its seq and hash.
-pub fn append(tx: &Transaction, rec: &NewRecord) -> Result<(i64, [u8; 32]), LogError> {
-    if !is_valid_kind(&rec.kind) {
-        return Err(LogError::BadKind {
-            kind: rec.kind.clone(),
-        });
-    }
-    let file = match &rec.file_sha256 {
-        Some(h) => Some(parse_sha256_hex(h).ok_or_else(|| LogError::BadFileHash { value: h.clone() })?),
+/// Appends one record, asserted at `time`, inside the caller's (immediate) transaction;
+/// returns its seq and hash. A record that refers to a file also gets its retention-index row.
+pub fn append(tx: &Transaction, time: DateTime<Utc>, rec: &Record) -> Result<(i64, [u8; 32]), LogError> {
+    let kind = rec.kind();
+    let file_sha256 = rec.file_sha256();
+    let file = match file_sha256 {
+        Some(h) => Some(parse_sha256_hex(h).ok_or_else(|| LogError::BadFileHash { value: h.to_string() })?),
         None => None,
     };
     let head: Option<(i64, Vec<u8>)> = tx
@@ -129,9 +123,9 @@ pub fn append(tx: &Transaction, rec: &NewRecord) -> Result<(i64, [u8; 32]), LogE
         Some((seq, h)) => (seq + 1, to_hash(seq, &h)?),
         None => (1, GENESIS),
     };
-    let time_us = rec.time.timestamp_micros();
-    let payload = canonical_json(&rec.payload);
-    let hash = record_hash(time_us, &rec.kind, &payload, file.as_ref(), &prev);
+    let time_us = time.timestamp_micros();
+    let payload = rec.canonical_payload();
+    let hash = record_hash(time_us, kind, &payload, file.as_ref(), &prev);
     tx.prepare_cached(
         "INSERT INTO log (seq, time_us, type, payload, file_sha256, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -139,20 +133,16 @@ pub fn append(tx: &Transaction, rec: &NewRecord) -> Result<(i64, [u8; 32]), LogE
     .execute(params![
         seq,
         time_us,
-        rec.kind,
+        kind,
         payload,
-        rec.file_sha256,
+        file_sha256,
         &prev[..],
         &hash[..]
     ])?;
-    if let (Some(sha), Some(path)) = (&rec.file_sha256, rec.payload.get("path").and_then(Value::as_str)) {
+    if let (Some(sha), Some(path)) = (file_sha256, rec.file_path()) {
         // Age counts from the latest instant the file covers (R6: conservative).
-        let end_us = rec
-            .payload
-            .get("end_us")
-            .and_then(Value::as_i64)
-            .unwrap_or(time_us);
-        let bytes = rec.payload.get("bytes").and_then(Value::as_i64);
+        let end_us = rec.file_end_us().unwrap_or(time_us);
+        let bytes = rec.file_bytes().map(|b| b as i64);
         super::store::index_file(tx, seq, path, sha, bytes, time_us.max(end_us))?;
     }
     Ok((seq, hash))
@@ -287,39 +277,44 @@ fn raw_row(r: &rusqlite::Row) -> rusqlite::Result<RawRecord> {
     })
 }
 
-fn to_record(raw: RawRecord) -> Result<Record, LogError> {
-    Ok(Record {
+fn to_stored(raw: RawRecord) -> Result<Stored, LogError> {
+    Ok(Stored {
         seq: raw.seq,
-        time: DateTime::from_timestamp_micros(raw.time_us).unwrap_or_default(),
-        payload: serde_json::from_str(&raw.payload).unwrap_or(Value::String(raw.payload)),
-        kind: raw.kind,
-        file_sha256: raw.file_sha256,
+        time: DateTime::from_timestamp_micros(raw.time_us).ok_or(LogError::BadTime {
+            seq: raw.seq,
+            time_us: raw.time_us,
+        })?,
+        record: raw.record()?,
         prev_hash: to_hash(raw.seq, &raw.prev_hash)?,
         hash: to_hash(raw.seq, &raw.hash)?,
     })
 }
 
-/// Records with `from_seq <= seq`, in order, at most `limit`.
-pub fn read_from(conn: &Connection, from_seq: i64, limit: i64) -> Result<Vec<Record>, LogError> {
+/// Records with `from_seq <= seq`, in order, at most `limit`, typed.
+pub fn read_from(conn: &Connection, from_seq: i64, limit: i64) -> Result<Vec<Stored>, LogError> {
     read_raw(conn, from_seq, i64::MAX, limit)?
         .into_iter()
-        .map(to_record)
+        .map(to_stored)
         .collect()
 }
 
-/// Records of one type (or all) from a time on, in log order.
+/// Records of one kind (or all) from a time on, in log order, typed. A row that does not
+/// read back as a record is an error naming its seq.
 pub fn read_filtered(
     conn: &Connection,
     from_us: Option<i64>,
-    kind: Option<&str>,
-) -> Result<Vec<Record>, LogError> {
+    kind: Option<Kind>,
+) -> Result<Vec<Stored>, LogError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM log WHERE time_us >= ?1 AND (?2 IS NULL OR type = ?2) ORDER BY seq"
     ))?;
-    let rows = stmt.query_map(params![from_us.unwrap_or(i64::MIN), kind], raw_row)?;
+    let rows = stmt.query_map(
+        params![from_us.unwrap_or(i64::MIN), kind.map(Kind::as_str)],
+        raw_row,
+    )?;
     let mut out = Vec::new();
     for row in rows {
-        out.push(to_record(row?)?);
+        out.push(to_stored(row?)?);
     }
     Ok(out)
 }
@@ -339,23 +334,23 @@ pub fn read_raw(
 }
 
 /// Rows of one type, in order, as stored.
-pub fn read_raw_kind(conn: &Connection, kind: &str) -> Result<Vec<RawRecord>, LogError> {
+pub fn read_raw_kind(conn: &Connection, kind: Kind) -> Result<Vec<RawRecord>, LogError> {
     let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM log WHERE type = ?1 ORDER BY seq"))?;
-    let rows = stmt.query_map([kind], raw_row)?;
+    let rows = stmt.query_map([kind.as_str()], raw_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Rows of one type whose time is in `[from_us, to_us]`, in order, as stored.
 pub fn read_raw_kind_between(
     conn: &Connection,
-    kind: &str,
+    kind: Kind,
     from_us: i64,
     to_us: i64,
 ) -> Result<Vec<RawRecord>, LogError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM log WHERE type = ?1 AND time_us >= ?2 AND time_us <= ?3 ORDER BY seq"
     ))?;
-    let rows = stmt.query_map(params![kind, from_us, to_us], raw_row)?;
+    let rows = stmt.query_map(params![kind.as_str(), from_us, to_us], raw_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -459,12 +454,13 @@ mod tests {
     #[test]
     fn hash_depends_on_every_field() {
         let f = [7u8; 32];
-        let base = record_hash(10, "gap", "{}", None, &GENESIS);
-        assert_ne!(base, record_hash(11, "gap", "{}", None, &GENESIS));
-        assert_ne!(base, record_hash(10, "segment", "{}", None, &GENESIS));
-        assert_ne!(base, record_hash(10, "gap", "{\"a\":1}", None, &GENESIS));
-        assert_ne!(base, record_hash(10, "gap", "{}", Some(&f), &GENESIS));
-        assert_ne!(base, record_hash(10, "gap", "{}", None, &[1u8; 32]));
+        let (gap, segment) = (Kind::Gap.as_str(), Kind::Segment.as_str());
+        let base = record_hash(10, gap, "{}", None, &GENESIS);
+        assert_ne!(base, record_hash(11, gap, "{}", None, &GENESIS));
+        assert_ne!(base, record_hash(10, segment, "{}", None, &GENESIS));
+        assert_ne!(base, record_hash(10, gap, "{\"a\":1}", None, &GENESIS));
+        assert_ne!(base, record_hash(10, gap, "{}", Some(&f), &GENESIS));
+        assert_ne!(base, record_hash(10, gap, "{}", None, &[1u8; 32]));
         // Length prefixes: moving bytes between type and payload changes the hash.
         assert_ne!(
             record_hash(10, "ab", "c", None, &GENESIS),
@@ -482,36 +478,57 @@ mod tests {
         bytes.extend_from_slice(&prev);
         bytes.extend_from_slice(&1_800_000_000_000_000i64.to_be_bytes());
         bytes.extend_from_slice(&[0, 0, 0, 7]);
-        bytes.extend_from_slice(b"segment");
+        bytes.extend_from_slice(Kind::Segment.as_str().as_bytes());
         bytes.extend_from_slice(&[0, 0, 0, 7]);
         bytes.extend_from_slice(b"{\"a\":1}");
         bytes.push(1);
         bytes.extend_from_slice(&file);
         let want = ring::digest::digest(&SHA256, &bytes);
-        let got = record_hash(1_800_000_000_000_000, "segment", "{\"a\":1}", Some(&file), &prev);
+        let got = record_hash(
+            1_800_000_000_000_000,
+            Kind::Segment.as_str(),
+            "{\"a\":1}",
+            Some(&file),
+            &prev,
+        );
         assert_eq!(&got[..], want.as_ref());
     }
 
     #[test]
-    fn appends_chain_and_reject_bad_input() {
+    fn appends_chain_and_index_files() {
+        use crate::evidence::record::{Gap, Segment};
+        use crate::media::GapCause;
+        use crate::media::index::SegmentState;
         let dir = tempfile::tempdir().unwrap();
         let mut conn = crate::db::open(dir.path()).unwrap();
         let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let rec = |kind: &str, sha: Option<&str>| NewRecord {
-            time: t,
-            kind: kind.into(),
-            payload: json!({"path": "video/a.mp4", "bytes": 10}),
-            file_sha256: sha.map(str::to_string),
+        let gap = Record::Gap(Gap {
+            camera: "a".into(),
+            start_us: 1,
+            end_us: 2,
+            cause: GapCause::Stall,
+            detail: None,
+        });
+        let seg = |sha: &str| {
+            Record::Segment(Segment {
+                camera: "a".into(),
+                path: "video/a.mp4".into(),
+                start_us: 2,
+                end_us: 3,
+                media_duration_us: 1,
+                bytes: 10,
+                stream_id: "s".into(),
+                stream_seq: 0,
+                state: SegmentState::Closed,
+                codec: "h264".into(),
+                sha256: sha.into(),
+            })
         };
         let tx = crate::db::write_tx(&mut conn).unwrap();
-        let (s1, h1) = append(&tx, &rec("gap", None)).unwrap();
-        let (s2, _) = append(&tx, &rec("segment", Some(&"ab".repeat(32)))).unwrap();
+        let (s1, h1) = append(&tx, t, &gap).unwrap();
+        let (s2, _) = append(&tx, t, &seg(&"ab".repeat(32))).unwrap();
         assert!(matches!(
-            append(&tx, &rec("Segment", None)),
-            Err(LogError::BadKind { .. })
-        ));
-        assert!(matches!(
-            append(&tx, &rec("segment", Some(&"AB".repeat(32)))),
+            append(&tx, t, &seg(&"AB".repeat(32))),
             Err(LogError::BadFileHash { .. })
         ));
         tx.commit().unwrap();
@@ -525,7 +542,37 @@ mod tests {
         }
         assert_eq!(rows[1].file_path().as_deref(), Some("video/a.mp4"));
         assert_eq!(rows[0].file_path(), None);
-        assert_eq!(read_filtered(&conn, None, Some("segment")).unwrap().len(), 1);
+        let segs = read_filtered(&conn, None, Some(Kind::Segment)).unwrap();
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].record, seg(&"ab".repeat(32)));
+        assert_eq!(read_filtered(&conn, None, None).unwrap()[0].record, gap);
+        let files = crate::evidence::store::file_by_seq(&conn, 2).unwrap().unwrap();
+        assert_eq!(
+            (files.path.as_str(), files.bytes, files.time_us),
+            ("video/a.mp4", Some(10), t.timestamp_micros())
+        );
         assert_eq!(head(&conn).unwrap().unwrap().0, 2);
+    }
+
+    /// A row the code does not know how to read is an error naming it (issue 8, item 4).
+    #[test]
+    fn an_unreadable_row_is_an_error_naming_its_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(dir.path()).unwrap();
+        conn.execute(
+            "INSERT INTO log (seq, time_us, type, payload, file_sha256, prev_hash, hash)
+             VALUES (1, 5, ?1, ?2, NULL, ?3, ?3)",
+            params![
+                Kind::Gap.as_str(),
+                r#"{"camera":"a","cause":"hail","detail":null,"end_us":2,"start_us":1}"#,
+                &GENESIS[..]
+            ],
+        )
+        .unwrap();
+        let e = read_filtered(&conn, None, None).unwrap_err().to_string();
+        assert!(
+            e.contains("record 1 (gap)") && e.contains("unknown gap cause \"hail\""),
+            "{e}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! Layout, as Go's `sumdb/tlog` separates proving from checking:
 //! - `log`: appending and reading records, the canonical form and the record hash;
+//! - `record`: the typed records (one variant per kind, the only place kinds are spelled);
 //! - `key`, `checkpoint`: the device key (signer vs verifier) and the checkpoint text;
 //! - `store`: this room's tables (keys, checkpoints, the retention index) and write paths;
 //! - `check`: pure checks over records, hashes, keys and file digests (no I/O);
@@ -17,6 +18,7 @@ pub mod config;
 pub mod disk;
 pub mod key;
 pub mod log;
+pub mod record;
 pub mod retention;
 pub mod store;
 pub mod verify;

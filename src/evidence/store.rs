@@ -6,12 +6,12 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde_json::json;
 use thiserror::Error;
 
 use super::checkpoint::{Checkpoint, SignedCheckpoint};
 use super::key::{self, DeviceKey, KeyError, PublicKey};
-use super::log::{self, GENESIS, LogError, NewRecord};
+use super::log::{self, GENESIS, LogError};
+use super::record::{DeviceIdChanged, DeviceKeyAnnounced, KeyRotated, Kind, Pruned, Record};
 use crate::db;
 
 #[derive(Debug, Error)]
@@ -118,15 +118,11 @@ pub fn open_device_key(
     }
     let tx = db::write_tx(conn)?;
     register_key(&tx, &public, now)?;
-    log::append(
-        &tx,
-        &NewRecord {
-            time: now,
-            kind: "device_key".into(),
-            payload: json!({"fingerprint": fp, "public_key": public.to_text()}),
-            file_sha256: None,
-        },
-    )?;
+    let announced = Record::DeviceKey(DeviceKeyAnnounced {
+        fingerprint: fp,
+        public_key: public.to_text(),
+    });
+    log::append(&tx, now, &announced)?;
     tx.commit()?;
     Ok(key)
 }
@@ -153,19 +149,13 @@ pub fn rotate_key(
     let (new, pkcs8) = DeviceKey::generate()?;
     key::write_private(data_dir, key::PRIVATE_NEW_FILE, &pkcs8)?;
     let tx = db::write_tx(conn)?;
-    let (seq, head) = log::append(
-        &tx,
-        &NewRecord {
-            time: now,
-            kind: "key_rotated".into(),
-            payload: json!({
-                "old_fingerprint": old.public().fingerprint(),
-                "new_fingerprint": new.public().fingerprint(),
-                "new_public_key": new.public().to_text(),
-            }),
-            file_sha256: None,
-        },
-    )?;
+    record_device_id(&tx, device, now)?;
+    let rotated = Record::KeyRotated(KeyRotated {
+        old_fingerprint: old.public().fingerprint(),
+        new_fingerprint: new.public().fingerprint(),
+        new_public_key: new.public().to_text(),
+    });
+    let (seq, head) = log::append(&tx, now, &rotated)?;
     register_key(&tx, &new.public(), now)?;
     tx.execute(
         "UPDATE evidence_keys SET retired_us = ?2, retired_seq = ?3 WHERE fingerprint = ?1",
@@ -230,6 +220,9 @@ fn sign_head(
     again: bool,
 ) -> Result<Option<SignedCheckpoint>, StoreError> {
     let tx = db::write_tx(conn)?;
+    // Signed under an id the log does not know yet: the change is a record first, so that the
+    // checkpoint covers it and earlier checkpoints keep verifying under the old id.
+    record_device_id(&tx, device, now)?;
     // Checked inside the transaction: a rotation cannot commit between this and the insert.
     let current = current_fingerprint(&tx)?;
     if let Some(current) = current.filter(|c| *c != key.public().fingerprint()) {
@@ -250,6 +243,49 @@ fn sign_head(
     insert_checkpoint(&tx, &cp)?;
     tx.commit()?;
     Ok(Some(cp))
+}
+
+/// The `[device] id` the log last recorded: the newest `device_id_changed` record's new id,
+/// else the device the newest checkpoint names; `None` for a log never signed.
+pub fn last_device_id(conn: &Connection) -> Result<Option<String>, StoreError> {
+    if let Some(r) = log::read_raw_kind(conn, Kind::DeviceIdChanged)?.last()
+        && let Record::DeviceIdChanged(c) = r.record().map_err(LogError::from)?
+    {
+        return Ok(Some(c.new_id));
+    }
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT text FROM checkpoints ORDER BY seq DESC, id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(text
+        .and_then(|t| SignedCheckpoint::parse(&t).ok())
+        .map(|c| c.checkpoint.device))
+}
+
+/// Appends a `device_id_changed` record when `device` (the configured `[device] id`) differs
+/// from the id the log last recorded (issue 8, item 6); returns its seq. Done at start-up and
+/// before every signature, in the caller's transaction.
+pub fn record_device_id(
+    tx: &Transaction,
+    device: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let Some(old) = last_device_id(tx)? else {
+        return Ok(None); // nothing signed yet: the first checkpoint names the id
+    };
+    if old == device {
+        return Ok(None);
+    }
+    let change = Record::DeviceIdChanged(DeviceIdChanged {
+        old_id: old.clone(),
+        new_id: device.to_string(),
+    });
+    let (seq, _) = log::append(tx, now, &change)?;
+    tracing::warn!(old = %old, new = %device, seq, "evidence: the device id changed; recorded");
+    Ok(Some(seq))
 }
 
 /// Stored checkpoints `(seq column, text)`, by seq.
@@ -335,6 +371,17 @@ pub fn files_by_path(conn: &Connection, path: &str) -> Result<Vec<FileRow>, Stor
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// When the file at `path` was deleted: the seq and time (µs) of its `pruned` record.
+pub fn pruned_at(conn: &Connection, path: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT f.pruned_seq, l.time_us FROM evidence_files f JOIN log l ON l.seq = f.pruned_seq
+             WHERE f.path = ?1 ORDER BY f.seq DESC LIMIT 1",
+        )?
+        .query_row([path], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// The row of the record `seq`, if it refers to a file.
 pub fn file_by_seq(conn: &Connection, seq: i64) -> Result<Option<FileRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -403,23 +450,16 @@ pub fn prune(
     let tx = db::write_tx(conn)?;
     let mut paths = Vec::with_capacity(files.len());
     for f in files {
-        let (pseq, _) = log::append(
-            &tx,
-            &NewRecord {
-                time: now,
-                kind: "pruned".into(),
-                payload: json!({
-                    "seq": f.seq,
-                    "path": f.path,
-                    "sha256": f.sha256,
-                    "bytes": f.bytes,
-                    "file_time_us": f.time_us,
-                    "reason": reason.as_str(),
-                    "retention_s": retention.as_secs(),
-                }),
-                file_sha256: None,
-            },
-        )?;
+        let record = Record::Pruned(Pruned {
+            seq: f.seq,
+            path: f.path.clone(),
+            sha256: f.sha256.clone(),
+            bytes: f.bytes,
+            file_time_us: f.time_us,
+            reason,
+            retention_s: retention.as_secs(),
+        });
+        let (pseq, _) = log::append(&tx, now, &record)?;
         tx.execute(
             "UPDATE evidence_files SET pruned_seq = ?2 WHERE seq = ?1",
             params![f.seq, pseq],
@@ -465,10 +505,11 @@ pub fn finish_pending_unlinks(conn: &Connection, data_dir: &Path) -> Result<(), 
     Ok(())
 }
 
-/// Appends one record in its own transaction (alarms and other facts of this room).
-pub fn append_one(conn: &mut Connection, rec: &NewRecord) -> Result<i64, StoreError> {
+/// Appends one record, asserted at `time`, in its own transaction (alarms and other facts of
+/// this room).
+pub fn append_one(conn: &mut Connection, time: DateTime<Utc>, rec: &Record) -> Result<i64, StoreError> {
     let tx = db::write_tx(conn)?;
-    let (seq, _) = log::append(&tx, rec)?;
+    let (seq, _) = log::append(&tx, time, rec)?;
     tx.commit()?;
     Ok(seq)
 }
@@ -476,6 +517,7 @@ pub fn append_one(conn: &mut Connection, rec: &NewRecord) -> Result<i64, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::record::Kind;
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
@@ -491,7 +533,7 @@ mod tests {
         assert_eq!(key.public(), again.public());
         let recs = log::read_filtered(&conn, None, None).unwrap();
         assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].kind, "device_key");
+        assert_eq!(recs[0].record.record_kind(), Kind::DeviceKey);
         let cp = checkpoint_now(&mut conn, &key, "box", t(2)).unwrap().unwrap();
         assert_eq!(cp.checkpoint.seq, 1);
         assert_eq!(cp.checkpoint.head, recs[0].hash);
@@ -527,5 +569,30 @@ mod tests {
         let ks = keys(&conn).unwrap();
         assert_eq!(ks.len(), 2);
         assert_eq!(ks[0].retired_seq, Some(seq));
+    }
+
+    #[test]
+    fn a_new_device_id_is_recorded_before_it_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = db::open(dir.path()).unwrap();
+        let key = open_device_key(&mut conn, dir.path(), t(0)).unwrap();
+        assert_eq!(last_device_id(&conn).unwrap(), None);
+        checkpoint_now(&mut conn, &key, "box", t(1)).unwrap().unwrap();
+        assert_eq!(last_device_id(&conn).unwrap().as_deref(), Some("box"));
+        assert!(checkpoint_now(&mut conn, &key, "box", t(2)).unwrap().is_none());
+        let cp = checkpoint_now(&mut conn, &key, "room-7", t(3)).unwrap().unwrap();
+        let recs = log::read_filtered(&conn, None, Some(Kind::DeviceIdChanged)).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(
+            recs[0].record,
+            Record::DeviceIdChanged(DeviceIdChanged {
+                old_id: "box".into(),
+                new_id: "room-7".into()
+            })
+        );
+        assert_eq!(cp.checkpoint.seq, recs[0].seq);
+        assert_eq!(last_device_id(&conn).unwrap().as_deref(), Some("room-7"));
+        let tx = db::write_tx(&mut conn).unwrap();
+        assert_eq!(record_device_id(&tx, "room-7", t(4)).unwrap(), None);
     }
 }

@@ -18,15 +18,15 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 use thiserror::Error;
 
 use super::check::{
-    Anchor, ChainChecker, FileRef, KeyRing, Problem, ProblemKind, Rotation, check_checkpoints, check_file,
-    check_prune,
+    Anchor, ChainChecker, DeviceIds, FileRef, KeyRing, Problem, ProblemKind, Rotation, check_checkpoints,
+    check_file, check_prune,
 };
 use super::key::PublicKey;
 use super::log::{self, LogError, RawRecord, parse_sha256_hex};
+use super::record::{Kind, Record};
 use super::store::{self, FileRow, StoreError};
 use crate::db::{self, DbError};
 use crate::media::index::{self as media_index, Entry, SegmentState};
@@ -36,8 +36,9 @@ pub const VIDEO_DIR: &str = "video";
 const BATCH: i64 = 5_000;
 /// Checkpoints looked at to find a good one just outside a `--from`/`--to` range.
 const SEARCH: i64 = 100;
-/// A file under `video/` modified this recently may be a segment whose `recording` row is not
-/// committed yet; it is not reported as unexpected (the next verify will).
+/// While a daemon holds the data dir, a file under `video/` modified this recently may be a
+/// segment whose `recording` row is not committed yet; it is not reported as unexpected (the
+/// next verify will). With no daemon running, nothing is in flight.
 const IN_FLIGHT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Error)]
@@ -58,6 +59,8 @@ pub enum VerifyError {
     },
     #[error("{0}")]
     Bundle(String),
+    #[error("{0}")]
+    Record(#[from] super::record::RecordError),
 }
 
 /// What to check.
@@ -164,17 +167,18 @@ pub fn verify_store(data_dir: &Path, device: &str, opts: &Options) -> Result<Rep
     let conn = db::open_read_only(data_dir)?;
     let mut problems = Vec::new();
 
-    let rotations: Vec<Rotation> = log::read_raw_kind(&conn, "key_rotated")?
+    let rotations: Vec<Rotation> = log::read_raw_kind(&conn, Kind::KeyRotated)?
         .iter()
         .filter_map(Rotation::from_record)
         .collect();
+    let devices = DeviceIds::from_records(device, &log::read_raw_kind(&conn, Kind::DeviceIdChanged)?);
     let roots = match opts.pubkey {
         Some(k) => vec![k],
         None => default_roots(&conn, &rotations)?,
     };
     let ring = KeyRing::new(&roots, &rotations);
     // A box signs about once a minute for years: only the checkpoints of the window are read.
-    let good_one = |row: (Option<i64>, String)| check_checkpoints([row], device, &ring).0.pop();
+    let good_one = |row: (Option<i64>, String)| check_checkpoints([row], &devices, &ring).0.pop();
     let last = log::last_seq(&conn)?;
     let anchor = match opts.from_us {
         None => Anchor::GENESIS,
@@ -207,7 +211,7 @@ pub fn verify_store(data_dir: &Path, device: &str, opts: &Options) -> Result<Rep
     let upto = if end == last { i64::MAX } else { end };
     let (cps, cp_problems) = check_checkpoints(
         store::checkpoint_texts_between(&conn, anchor.seq, upto, false, i64::MAX)?,
-        device,
+        &devices,
         &ring,
     );
     problems.extend(cp_problems);
@@ -423,9 +427,9 @@ impl<'a> FileChecks<'a> {
         pseq: i64,
     ) -> Result<Option<Problem>, VerifyError> {
         let pruned = log::read_raw(conn, pseq, pseq, 1)?.into_iter().next();
-        let names_it = pruned.as_ref().is_some_and(|p| {
-            p.kind == "pruned" && p.payload_value().get("seq").and_then(Value::as_i64) == Some(file.seq)
-        });
+        let names_it = pruned
+            .as_ref()
+            .is_some_and(|p| matches!(p.record(), Ok(Record::Pruned(p)) if p.seq == file.seq));
         match pruned {
             Some(p) if names_it => {
                 let file_time = store::file_by_seq(conn, file.seq)?.map_or(r.time_us, |f| f.time_us);
@@ -457,20 +461,28 @@ impl IndexChecks {
         r: &RawRecord,
         problems: &mut Vec<Problem>,
     ) -> Result<(), VerifyError> {
-        if r.kind != "segment" && r.kind != "gap" {
+        if r.kind != Kind::Segment.as_str() && r.kind != Kind::Gap.as_str() {
             return Ok(()); // only these have index rows (and parsing every payload is slow)
         }
-        let v = r.payload_value();
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-        let i = |k: &str| v.get(k).and_then(Value::as_i64);
-        match r.kind.as_str() {
-            "segment" => {
-                let path = s("path");
-                let Some(row) = media_index::segment_by_path(conn, Path::new(&path))? else {
+        let rec = match r.record() {
+            Ok(rec) => rec,
+            Err(e) => {
+                problems.push(Problem::new(
+                    ProblemKind::Modified,
+                    Some(r.seq),
+                    r.file_path(),
+                    format!("the record does not read: {}", e.reason),
+                ));
+                return Ok(());
+            }
+        };
+        match rec {
+            Record::Segment(seg) => {
+                let Some(row) = media_index::segment_by_path(conn, Path::new(&seg.path))? else {
                     problems.push(Problem::new(
                         ProblemKind::Missing,
                         Some(r.seq),
-                        Some(path),
+                        Some(seg.path),
                         "the segments index has no row for this segment (it is hidden from reports)",
                     ));
                     return Ok(());
@@ -483,21 +495,25 @@ impl IndexChecks {
                     }
                 };
                 let show = |x: Option<i64>| x.map_or("null".to_string(), |x| x.to_string());
-                cmp("camera", s("camera"), row.camera.clone());
-                cmp("start_us", show(i("start_us")), row.start_us.to_string());
-                cmp("end_us", show(i("end_us")), show(row.end_us));
-                cmp("bytes", show(i("bytes")), show(row.bytes.map(|b| b as i64)));
+                cmp("camera", seg.camera.clone(), row.camera.clone());
+                cmp("start_us", seg.start_us.to_string(), row.start_us.to_string());
+                cmp("end_us", seg.end_us.to_string(), show(row.end_us));
+                cmp("bytes", seg.bytes.to_string(), show(row.bytes.map(|b| b as i64)));
                 cmp(
                     "sha256",
-                    r.file_sha256.clone().unwrap_or_default(),
+                    seg.sha256.clone(),
                     row.sha256.clone().unwrap_or_default(),
                 );
-                cmp("state", s("state"), row.state.as_str().to_string());
+                cmp(
+                    "state",
+                    seg.state.as_str().to_string(),
+                    row.state.as_str().to_string(),
+                );
                 if !diffs.is_empty() {
                     problems.push(Problem::new(
                         ProblemKind::Modified,
                         Some(r.seq),
-                        Some(path),
+                        Some(seg.path),
                         format!(
                             "the segments index row differs from its record: {}",
                             diffs.join(", ")
@@ -505,11 +521,8 @@ impl IndexChecks {
                     ));
                 }
             }
-            "gap" => {
-                let (camera, start, end, cause) = (s("camera"), i("start_us"), i("end_us"), s("cause"));
-                let (Some(start), Some(end)) = (start, end) else {
-                    return Ok(());
-                };
+            Record::Gap(gap) => {
+                let (camera, start, end, cause) = (gap.camera, gap.start_us, gap.end_us, gap.cause);
                 self.gap_keys.insert((camera.clone(), start, end));
                 let rows = media_index::gaps_starting_at(conn, &camera, start)?;
                 if rows.iter().any(|g| g.end_us == Some(end) && g.cause == cause) {
@@ -561,7 +574,7 @@ impl IndexChecks {
                         log::read_raw(conn, f.seq, f.seq, 1)
                             .ok()
                             .and_then(|r| r.into_iter().next())
-                            .is_some_and(|r| r.kind == "segment")
+                            .is_some_and(|r| r.kind == Kind::Segment.as_str())
                     });
                     if !vouched {
                         problems.push(Problem::new(
@@ -606,6 +619,8 @@ fn unexpected_files(
         source,
     })?;
     let now = std::time::SystemTime::now();
+    // Only a running daemon writes segments; without one, nothing is in flight.
+    let daemon = daemon_holds(data_dir);
     for rel in files {
         if store::files_by_path(conn, &rel)?
             .iter()
@@ -614,9 +629,10 @@ fn unexpected_files(
             continue;
         }
         // A segment the recorder has just created: its row follows within moments.
-        let fresh = std::fs::metadata(data_dir.join(&rel))
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < IN_FLIGHT);
+        let fresh = daemon
+            && std::fs::metadata(data_dir.join(&rel))
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() < IN_FLIGHT);
         if fresh {
             continue;
         }
@@ -634,6 +650,18 @@ fn unexpected_files(
     Ok(())
 }
 
+/// True while a daemon holds the data dir's lock (`daemon::LOCK_FILE`, flock). Tested with a
+/// non-blocking shared lock, released at once; the lock file is only opened for reading.
+pub fn daemon_holds(data_dir: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = std::fs::File::open(data_dir.join(crate::daemon::LOCK_FILE)) else {
+        return false; // no lock file: no daemon ever ran here
+    };
+    // SAFETY: flock(2) on a file descriptor we own; closing it releases the lock.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,5 +673,42 @@ mod tests {
         assert!(safe_rel_path("/etc/passwd").is_none());
         assert!(safe_rel_path("video/../../x").is_none());
         assert!(safe_rel_path("").is_none());
+    }
+}
+
+#[cfg(test)]
+mod grace_tests {
+    use super::*;
+
+    /// Issue 8, item 4: a fresh unreferenced file gets its minute of grace only while a daemon
+    /// holds the data dir.
+    #[test]
+    fn a_planted_file_is_unexpected_at_once_when_no_daemon_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = db::open(dir.path()).unwrap();
+        drop(conn);
+        let rel = "video/front/2026-12-01/planted.mp4";
+        std::fs::create_dir_all(dir.path().join("video/front/2026-12-01")).unwrap();
+        std::fs::write(dir.path().join(rel), b"not a segment").unwrap();
+        let conn = db::open_read_only(dir.path()).unwrap();
+        let found = |conn: &rusqlite::Connection| {
+            let mut problems = Vec::new();
+            unexpected_files(conn, dir.path(), 0, &mut problems).unwrap();
+            problems
+        };
+        assert!(!daemon_holds(dir.path()));
+        let p = found(&conn);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            (p[0].kind, p[0].path.as_deref()),
+            (ProblemKind::Unexpected, Some(rel))
+        );
+        // The daemon's own lock: the same file is in flight.
+        let lock = crate::daemon::lock_data_dir(dir.path()).unwrap();
+        assert!(daemon_holds(dir.path()));
+        assert!(found(&conn).is_empty());
+        drop(lock);
+        assert!(!daemon_holds(dir.path()));
+        assert_eq!(found(&conn).len(), 1);
     }
 }

@@ -21,6 +21,13 @@ pub enum SegmentState {
 }
 
 impl SegmentState {
+    pub const ALL: [SegmentState; 4] = [
+        SegmentState::Recording,
+        SegmentState::Closed,
+        SegmentState::Recovered,
+        SegmentState::Damaged,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SegmentState::Recording => "recording",
@@ -30,14 +37,55 @@ impl SegmentState {
         }
     }
 
-    fn parse(s: &str) -> SegmentState {
-        match s {
-            "recording" => SegmentState::Recording,
-            "closed" => SegmentState::Closed,
-            "recovered" => SegmentState::Recovered,
-            _ => SegmentState::Damaged,
-        }
+    /// The state named `s`; `None` for a name this version does not know (never another
+    /// state: issue 8, item 4).
+    pub fn parse(s: &str) -> Option<SegmentState> {
+        SegmentState::ALL.into_iter().find(|x| x.as_str() == s)
     }
+}
+
+/// A value in an index row that this version does not know: reading the row fails, naming
+/// it, instead of reading a different fact.
+#[derive(Debug)]
+pub struct UnknownValue {
+    pub table: &'static str,
+    pub id: i64,
+    pub column: &'static str,
+    pub value: String,
+}
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} row {}: unknown {} {:?}",
+            self.table, self.id, self.column, self.value
+        )
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+fn known<T>(
+    parsed: Option<T>,
+    col: usize,
+    table: &'static str,
+    id: i64,
+    column: &'static str,
+    value: String,
+) -> rusqlite::Result<T> {
+    parsed.ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            Box::new(UnknownValue {
+                table,
+                id,
+                column,
+                value,
+            }),
+        )
+    })
 }
 
 /// A row of `segments`.
@@ -66,8 +114,8 @@ pub struct GapRow {
     pub start_us: i64,
     /// `None` while the gap is still open.
     pub end_us: Option<i64>,
-    /// A [`GapCause`] name (kept as text so rows written by newer versions still read).
-    pub cause: String,
+    /// A row whose cause this version does not know does not read (an error naming it).
+    pub cause: GapCause,
     pub detail: Option<String>,
     pub detected_us: i64,
 }
@@ -107,8 +155,10 @@ const SEGMENT_COLUMNS: &str = "id, camera, stream_id, stream_seq, path, codec, s
 const GAP_COLUMNS: &str = "id, camera, start_us, end_us, cause, detail, detected_us";
 
 fn segment_row(r: &Row) -> rusqlite::Result<SegmentRow> {
+    let id: i64 = r.get(0)?;
+    let state: String = r.get(11)?;
     Ok(SegmentRow {
-        id: r.get(0)?,
+        id,
         camera: r.get(1)?,
         stream_id: r.get(2)?,
         stream_seq: r.get(3)?,
@@ -119,17 +169,19 @@ fn segment_row(r: &Row) -> rusqlite::Result<SegmentRow> {
         media_duration_us: r.get(8)?,
         bytes: r.get::<_, Option<i64>>(9)?.map(|b| b as u64),
         sha256: r.get(10)?,
-        state: SegmentState::parse(&r.get::<_, String>(11)?),
+        state: known(SegmentState::parse(&state), 11, "segments", id, "state", state)?,
     })
 }
 
 fn gap_row(r: &Row) -> rusqlite::Result<GapRow> {
+    let id: i64 = r.get(0)?;
+    let cause: String = r.get(4)?;
     Ok(GapRow {
-        id: r.get(0)?,
+        id,
         camera: r.get(1)?,
         start_us: r.get(2)?,
         end_us: r.get(3)?,
-        cause: r.get(4)?,
+        cause: known(GapCause::parse(&cause), 4, "gaps", id, "cause", cause)?,
         detail: r.get(5)?,
         detected_us: r.get(6)?,
     })
@@ -396,5 +448,37 @@ mod tests {
         assert_eq!(last_end_us(&conn, "a").unwrap(), Some(t(130).timestamp_micros()));
         assert!(recording_segments(&conn).unwrap().is_empty());
         assert!(open_gaps(&conn).unwrap().is_empty());
+    }
+
+    /// Issue 8, item 4: an unknown state or cause read back is an error naming the row, not
+    /// `damaged` or `camera_lost`.
+    #[test]
+    fn unknown_values_in_rows_are_errors_naming_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = db::open(dir.path()).unwrap();
+        let tx = db::write_tx(&mut conn).unwrap();
+        finish_segment(&tx, &closed("a", 0, 0, 60), SegmentState::Closed, None).unwrap();
+        let g = open_gap(
+            &tx,
+            "a",
+            t(60).timestamp_micros(),
+            GapCause::Stall,
+            "",
+            t(61).timestamp_micros(),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        conn.execute_batch("UPDATE segments SET state = 'melted'; UPDATE gaps SET cause = 'hail';")
+            .unwrap();
+        let e = segment_by_path(&conn, Path::new("video/a/0.mp4"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("segments row 1: unknown state \"melted\""), "{e}");
+        let e = open_gaps(&conn).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("gaps row {g}: unknown cause \"hail\"")),
+            "{e}"
+        );
+        assert!(timeline(&conn, None, None, None).is_err());
     }
 }

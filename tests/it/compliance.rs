@@ -428,14 +428,15 @@ class_hour = "6s"
     let job = classproof::daemon::verdicts::spawn(ctx.clone())
         .unwrap()
         .expect("a job when there are sessions");
-    let logged = |kind: &str| {
+    use classproof::evidence::record::Kind;
+    let logged = |kind: Kind| {
         classproof::evidence::log::read_filtered(&ix.conn, None, Some(kind))
             .unwrap()
             .first()
             .map(|r| r.time.timestamp_micros())
     };
     let pass = crate::support::wait_for("class_hour_pass", Duration::from_secs(10), || {
-        logged("class_hour_pass")
+        logged(Kind::ClassHourPass)
     });
     let due = start + 3 * S;
     assert!(
@@ -444,7 +445,7 @@ class_hour = "6s"
         (pass - due) / 1000
     );
     let fin = crate::support::wait_for("class_hour_final", Duration::from_secs(15), || {
-        logged("class_hour_final")
+        logged(Kind::ClassHourFinal)
     });
     let due = start + 6 * S + 2 * S;
     assert!(
@@ -456,7 +457,7 @@ class_hour = "6s"
     ctx.stop.store(true, Ordering::SeqCst);
     job.join().unwrap();
     assert!(stopping.elapsed() < Duration::from_secs(1));
-    assert!(logged("class_hour_fail").is_none() && logged("class_hour_at_risk").is_none());
+    assert!(logged(Kind::ClassHourFail).is_none() && logged(Kind::ClassHourAtRisk).is_none());
 }
 
 // ---- end to end: the daemon on a real RTSP camera -------------------------------------------

@@ -20,7 +20,8 @@ use classproof::daemon::jobs::{Changes, JobContext};
 use classproof::db;
 use classproof::evidence::checkpoint::Checkpoint;
 use classproof::evidence::key::DeviceKey;
-use classproof::evidence::log::{self, NewRecord};
+use classproof::evidence::log;
+use classproof::evidence::record::{self, AlarmKind, AlarmState, Kind, Record};
 use classproof::evidence::verify::sha256_file;
 use classproof::evidence::{disk, store};
 use classproof::media::index::{self, SegmentState};
@@ -161,21 +162,20 @@ impl Store {
             start.timestamp_micros(),
         )
         .unwrap();
-        let (seq, _) = log::append(
-            &tx,
-            &NewRecord {
-                time: end,
-                kind: "segment".into(),
-                payload: json!({
-                    "camera": camera, "path": rel, "start_us": start.timestamp_micros(),
-                    "end_us": end.timestamp_micros(), "media_duration_us": len_s * 1_000_000,
-                    "bytes": bytes, "stream_id": "s1", "stream_seq": self.stream_seq,
-                    "state": "closed", "codec": "h264",
-                }),
-                file_sha256: Some(sha.clone()),
-            },
-        )
-        .unwrap();
+        let segment = Record::Segment(record::Segment {
+            camera: camera.into(),
+            path: rel.clone(),
+            start_us: start.timestamp_micros(),
+            end_us: end.timestamp_micros(),
+            media_duration_us: len_s * 1_000_000,
+            bytes,
+            stream_id: "s1".into(),
+            stream_seq: self.stream_seq,
+            state: SegmentState::Closed,
+            codec: "h264".into(),
+            sha256: sha.clone(),
+        });
+        let (seq, _) = log::append(&tx, end, &segment).unwrap();
         index::finish_segment(
             &tx,
             &ClosedSegment {
@@ -211,17 +211,14 @@ impl Store {
             start.timestamp_micros(),
         )
         .unwrap();
-        let (seq, _) = log::append(
-            &tx,
-            &NewRecord {
-                time: end,
-                kind: "gap".into(),
-                payload: json!({"camera": camera, "start_us": start.timestamp_micros(),
-                    "end_us": end.timestamp_micros(), "cause": "stall", "detail": "no packets"}),
-                file_sha256: None,
-            },
-        )
-        .unwrap();
+        let gap = Record::Gap(record::Gap {
+            camera: camera.into(),
+            start_us: start.timestamp_micros(),
+            end_us: end.timestamp_micros(),
+            cause: GapCause::Stall,
+            detail: Some("no packets".into()),
+        });
+        let (seq, _) = log::append(&tx, end, &gap).unwrap();
         index::close_gap(&tx, id, end.timestamp_micros(), Some(seq)).unwrap();
         tx.commit().unwrap();
         seq
@@ -463,13 +460,13 @@ fn store_tampers() -> Vec<(&'static str, Tamper, Vec<Want>)> {
                 let prev: [u8; 32] = h5.try_into().unwrap();
                 let payload = log::canonical_json(&json!({"camera": "front", "note": "inserted"}));
                 let t = base().timestamp_micros();
-                let h = log::record_hash(t, "gap", &payload, None, &prev);
+                let h = log::record_hash(t, Kind::Gap.as_str(), &payload, None, &prev);
                 s.sql("UPDATE log SET seq = -seq WHERE seq > 5; UPDATE log SET seq = 1 - seq WHERE seq < 0;");
                 s.conn
                     .execute(
                         "INSERT INTO log (seq, time_us, type, payload, file_sha256, prev_hash, hash)
-                         VALUES (6, ?1, 'gap', ?2, NULL, ?3, ?4)",
-                        rusqlite::params![t, payload, &prev[..], &h[..]],
+                         VALUES (6, ?1, ?2, ?3, NULL, ?4, ?5)",
+                        rusqlite::params![t, Kind::Gap.as_str(), payload, &prev[..], &h[..]],
                     )
                     .unwrap();
             },
@@ -951,15 +948,29 @@ fn exists(s: &Store, g: &Seg) -> bool {
     s.data().join(&g.path).exists()
 }
 
-fn pruned_seqs(s: &Store) -> Vec<(i64, String)> {
-    log::read_filtered(&s.conn, None, Some("pruned"))
+/// The alarms the log holds, typed.
+fn alarms(conn: &rusqlite::Connection) -> Vec<record::Alarm> {
+    log::read_filtered(conn, None, Some(Kind::Alarm))
         .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r.payload["seq"].as_i64().unwrap(),
-                r.payload["reason"].as_str().unwrap().to_string(),
-            )
+        .into_iter()
+        .filter_map(|r| match r.record {
+            Record::Alarm(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn disk_full(a: &record::Alarm, state: AlarmState) -> bool {
+    matches!(a.alarm, AlarmKind::DiskFull { .. }) && a.state == state
+}
+
+fn pruned_seqs(s: &Store) -> Vec<(i64, String)> {
+    log::read_filtered(&s.conn, None, Some(Kind::Pruned))
+        .unwrap()
+        .into_iter()
+        .map(|r| match r.record {
+            Record::Pruned(p) => (p.seq, p.reason.as_str().to_string()),
+            other => panic!("{other:?}"),
         })
         .collect()
 }
@@ -1051,10 +1062,7 @@ fn nothing_younger_than_retention_is_deleted_in_any_disk_situation() {
         // Full after what the policy may do: recording stops, and the log says why.
         let available = status["available_bytes"].as_u64().unwrap();
         assert_eq!(full, available <= reserve as u64, "{what}");
-        let alarms = log::read_filtered(&s.conn, None, Some("alarm")).unwrap();
-        let raised = alarms
-            .iter()
-            .any(|r| r.payload["alarm"] == "disk_full" && r.payload["state"] == "raised");
+        let raised = alarms(&s.conn).iter().any(|a| disk_full(a, AlarmState::Raised));
         assert_eq!(raised, full, "{what}");
         let (code, v) = verify_store(&s, &[]);
         assert_eq!(code, 0, "{what}: {v:#}");
@@ -1077,47 +1085,36 @@ fn a_full_disk_is_reported_until_space_is_back_and_the_forecast_alarms() {
     assert!(full, "{status}");
     assert!(pruned_seqs(&s).is_empty());
     // ~1.3 MB in the last hour: at that rate the disk is full within a day.
-    let alarms: Vec<Value> = log::read_filtered(&s.conn, None, Some("alarm"))
-        .unwrap()
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
+    let first = alarms(&s.conn);
     assert!(
-        alarms
-            .iter()
-            .any(|p| p["alarm"] == "disk_full" && p["state"] == "raised"),
-        "{alarms:#?}"
+        first.iter().any(|a| disk_full(a, AlarmState::Raised)),
+        "{first:#?}"
     );
-    let forecast = alarms
+    let forecast = first
         .iter()
-        .find(|p| p["alarm"] == "disk_forecast")
+        .find(|a| matches!(a.alarm, AlarmKind::DiskForecast { .. }))
         .expect("a forecast alarm");
-    assert_eq!(forecast["state"], "raised");
-    assert!(forecast["days_left"].as_f64().unwrap() < 1.0, "{forecast}");
+    assert_eq!(forecast.state, AlarmState::Raised);
+    let AlarmKind::DiskForecast { days_left, .. } = forecast.alarm else {
+        unreachable!()
+    };
+    assert!(days_left.unwrap() < 1.0, "{forecast:?}");
     // A restart with the disk still full does not repeat the alarm.
     let (_, full, _) = run_job(&s.config);
     assert!(full);
-    assert_eq!(
-        log::read_filtered(&s.conn, None, Some("alarm")).unwrap().len(),
-        alarms.len()
-    );
+    assert_eq!(alarms(&s.conn).len(), first.len());
     // A bigger disk: recording may resume, and the log says so.
     set_capacity(&mut s, evidence, 1_000_000_000_000);
     let (_, full, _) = run_job(&s.config);
     assert!(!full);
-    let last: Vec<Value> = log::read_filtered(&s.conn, None, Some("alarm"))
-        .unwrap()
-        .into_iter()
-        .map(|r| r.payload)
-        .collect();
+    let last = alarms(&s.conn);
     assert!(
-        last.iter()
-            .any(|p| p["alarm"] == "disk_full" && p["state"] == "cleared"),
+        last.iter().any(|a| disk_full(a, AlarmState::Cleared)),
         "{last:#?}"
     );
     assert!(
         last.iter()
-            .any(|p| p["alarm"] == "disk_forecast" && p["state"] == "cleared"),
+            .any(|a| matches!(a.alarm, AlarmKind::DiskForecast { .. }) && a.state == AlarmState::Cleared),
         "{last:#?}"
     );
 }
@@ -1314,13 +1311,8 @@ fn a_full_disk_stops_recording_with_a_disk_full_gap_and_deletes_nothing() {
         closed_segments(&scene, &config).len() as u64
     );
     let conn = db::open_read_only(&scene.data_dir()).unwrap();
-    let alarms = log::read_filtered(&conn, None, Some("alarm")).unwrap();
-    assert!(
-        alarms
-            .iter()
-            .any(|r| r.payload["alarm"] == "disk_full" && r.payload["state"] == "raised"),
-        "{alarms:#?}"
-    );
+    let all = alarms(&conn);
+    assert!(all.iter().any(|a| disk_full(a, AlarmState::Raised)), "{all:#?}");
 }
 
 /// The same on a real, small file system: a 6 MB tmpfs mounted over the data dir inside a user
@@ -1376,21 +1368,21 @@ fn a_real_small_file_system_fills_up_and_recording_stops() {
     assert!(status.success(), "{status:?}\n{}", read("daemon.log"));
     // What the job measured when it stopped recording: the tmpfs itself, nearly full.
     let conn = db::open_read_only(&scene.path().join("db")).unwrap();
-    let alarms = log::read_filtered(&conn, None, Some("alarm")).unwrap();
-    let full = alarms
+    let all = alarms(&conn);
+    let full = all
         .iter()
-        .find(|r| r.payload["alarm"] == "disk_full" && r.payload["state"] == "raised")
-        .unwrap_or_else(|| panic!("{alarms:#?}"));
-    assert!(
-        full.payload["capacity_bytes"].as_u64().unwrap() <= 6 << 20,
-        "{:?}",
-        full.payload
-    );
-    assert!(
-        full.payload["available_bytes"].as_u64().unwrap() <= 1_000_000,
-        "{:?}",
-        full.payload
-    );
+        .find(|a| disk_full(a, AlarmState::Raised))
+        .unwrap_or_else(|| panic!("{all:#?}"));
+    let AlarmKind::DiskFull {
+        capacity_bytes,
+        available_bytes,
+        ..
+    } = full.alarm
+    else {
+        unreachable!()
+    };
+    assert!(capacity_bytes <= 6 << 20, "{full:?}");
+    assert!(available_bytes <= 1_000_000, "{full:?}");
     let entries: Vec<Value> = read("segments.jsonl")
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -1427,14 +1419,165 @@ fn a_replaced_key_file_stops_signing_not_the_disk_watch() {
         0,
         "signed with a replaced key"
     );
-    let alarms = log::read_filtered(&s.conn, None, Some("alarm")).unwrap();
-    let a = alarms
+    let all = alarms(&s.conn);
+    let detail = all
         .iter()
-        .find(|r| r.payload["alarm"] == "device_key")
+        .find_map(|a| match &a.alarm {
+            AlarmKind::DeviceKey { detail } => detail.clone(),
+            _ => None,
+        })
         .expect("a device_key alarm");
-    assert!(
-        a.payload["detail"].as_str().unwrap().contains("replaced"),
-        "{:?}",
-        a.payload
+    assert!(detail.contains("replaced"), "{all:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Typed records (issue 8, items 2 and 6).
+
+/// A store written by the binary before typed records (tests/fixtures/store-v1, made by
+/// tests/fixtures/make_store_v1.sh) reads back record for record: every record parses into a
+/// `Record`, re-serialises to exactly the stored canonical payload, rehashes to the stored
+/// hash, and `classproof verify` passes.
+#[test]
+fn store_v1_fixture_reads_back_record_for_record() {
+    let scene = Scene::new();
+    copy_dir(
+        &crate::support::repo().join("tests/fixtures/store-v1"),
+        &scene.data_dir(),
     );
+    let conn = db::open_read_only(&scene.data_dir()).unwrap();
+    let rows = log::read_raw(&conn, 1, i64::MAX, i64::MAX).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for r in &rows {
+        let rec = r.record().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rec.kind(), r.kind, "seq {}", r.seq);
+        assert_eq!(rec.canonical_payload(), r.payload, "seq {}", r.seq);
+        assert_eq!(rec.file_sha256(), r.file_sha256.as_deref(), "seq {}", r.seq);
+        let file = rec.file_sha256().map(|h| log::parse_sha256_hex(h).unwrap());
+        let prev: [u8; 32] = r.prev_hash.clone().try_into().unwrap();
+        let h = log::record_hash(
+            r.time_us,
+            rec.kind(),
+            &rec.canonical_payload(),
+            file.as_ref(),
+            &prev,
+        );
+        assert_eq!(h.to_vec(), r.hash, "seq {}", r.seq);
+        kinds.insert(rec.record_kind());
+    }
+    use Kind::*;
+    for k in [
+        Segment,
+        Gap,
+        ClassHourPass,
+        ClassHourAtRisk,
+        ClassHourFail,
+        ClassHourFinal,
+        Alarm,
+        DeviceKey,
+        KeyRotated,
+        Enrollment,
+    ] {
+        assert!(kinds.contains(&k), "the fixture has no {k} record");
+    }
+    assert_eq!(log::read_filtered(&conn, None, None).unwrap().len(), rows.len());
+    assert!(store::last_checkpoint_seq(&conn).unwrap() == rows.len() as i64);
+    drop(conn);
+
+    let cfg = scene.path().join("classproof.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[device]\nid = \"fixture-box\"\ndata_dir = \"{}\"\ntimezone = \"Asia/Shanghai\"\n\n[vision]\nenabled = false\n",
+            scene.data_dir().display()
+        ),
+    )
+    .unwrap();
+    let (code, v) = run_json(&["verify", "--config", &cfg.to_string_lossy(), "--json"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["records"], rows.len());
+    assert_eq!(v["files_checked"], 13);
+}
+
+/// Issue 8, item 6: `classproof segments` shows a segment whose file retention deleted as
+/// pruned, with its `pruned` record's time.
+#[test]
+fn segments_show_a_pruned_segment_as_pruned() {
+    let (s, a) = aged_store("disk_check_interval = \"1s\"\n");
+    run_job(&s.config);
+    let pruned: Vec<(String, String)> = log::read_filtered(&s.conn, None, Some(Kind::Pruned))
+        .unwrap()
+        .into_iter()
+        .map(|r| match r.record {
+            Record::Pruned(p) => (
+                p.path,
+                classproof::clock::rfc3339_us(r.time.timestamp_micros(), chrono_tz::Asia::Shanghai),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(pruned.len(), a.expired.len());
+    let rows = s.scene.segments(&s.config);
+    for seg in rows.iter().filter(|e| e["type"] == Kind::Segment.as_str()) {
+        let path = rel(&s.scene, seg);
+        match pruned.iter().find(|(p, _)| *p == path) {
+            Some((_, time)) => assert_eq!(seg["pruned"], json!(time), "{seg}"),
+            None => assert!(seg["pruned"].is_null(), "{seg}"),
+        }
+    }
+    assert_eq!(
+        rows.iter().filter(|e| !e["pruned"].is_null()).count(),
+        pruned.len()
+    );
+    let out = cp(&["segments", "--config", &s.cfg()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("pruned at ").count(), pruned.len(), "{text}");
+}
+
+/// Issue 8, item 6: renaming the box (`[device] id`) is itself a record, and the checkpoints
+/// signed under the old id still verify.
+#[test]
+fn a_changed_device_id_is_recorded_and_old_checkpoints_still_verify() {
+    let scene = Scene::new();
+    let video = &clips()[0];
+    let rest = format!(
+        "[[camera]]\nid = \"front\"\nurl = \"file://{}\"\nloop = true\nsegment = \"1s\"\n\n[evidence]\ncheckpoint_interval = \"1s\"\n",
+        video.display()
+    );
+    let config = scene.config(&rest);
+    let cfg = config.to_string_lossy().into_owned();
+    let run = |n: usize| {
+        let mut daemon = Daemon::start(&config);
+        wait_for("finished segments", Duration::from_secs(30), || {
+            (closed_segments(&scene, &config).len() >= n).then_some(())
+        });
+        assert!(
+            daemon.terminate(Duration::from_secs(5)).success(),
+            "{}",
+            daemon.log()
+        );
+    };
+    run(2);
+    let (code, v) = run_json(&["verify", "--config", &cfg, "--json"]);
+    assert_eq!(code, 0, "{v:#}");
+    let first_checkpoints = v["checkpoints"].as_u64().unwrap();
+    assert!(first_checkpoints >= 1);
+
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("id = \"test-box\"", "id = \"room-7\"")).unwrap();
+    run(4);
+    let conn = db::open_read_only(&scene.data_dir()).unwrap();
+    let changes = log::read_filtered(&conn, None, Some(Kind::DeviceIdChanged)).unwrap();
+    assert_eq!(changes.len(), 1, "{changes:#?}");
+    assert_eq!(
+        changes[0].record,
+        Record::DeviceIdChanged(record::DeviceIdChanged {
+            old_id: "test-box".into(),
+            new_id: "room-7".into()
+        })
+    );
+    let (code, v) = run_json(&["verify", "--config", &cfg, "--json"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["device"], "room-7");
+    assert!(v["checkpoints"].as_u64().unwrap() > first_checkpoints, "{v:#}");
+    assert_eq!(v["unsigned_records"], 0);
 }

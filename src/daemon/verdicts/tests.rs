@@ -136,9 +136,9 @@ fn events_are_written_when_due_and_once() {
     assert_eq!(step(&mut j, &mut conn, 300.0), []);
 
     // The log holds each event once, with the facts an auditor needs.
-    let finals = log::read_filtered(&conn, None, Some("class_hour_final")).unwrap();
+    let finals = log::read_filtered(&conn, None, Some(EventKind::Final.kind())).unwrap();
     assert_eq!(finals.len(), 3);
-    let p = &finals[0].payload;
+    let p = &finals[0].record.payload_value();
     assert_eq!(p["session"], "s1");
     assert_eq!(p["class_id"], "c1");
     assert_eq!(p["class_hour"], 1);
@@ -185,8 +185,11 @@ fn hours_before_the_judge_first_ran_are_not_judged() {
     // First ever start at 90 s: hour 1 is history, hour 2 is running, hour 3 to come.
     let mut j = Judge::new(&conn, config, t(90.0)).unwrap();
     assert_eq!(step(&mut j, &mut conn, 300.0).len(), 2);
-    let finals = log::read_filtered(&conn, None, Some("class_hour_final")).unwrap();
-    let hours: Vec<_> = finals.iter().map(|r| r.payload["class_hour"].clone()).collect();
+    let finals = log::read_filtered(&conn, None, Some(EventKind::Final.kind())).unwrap();
+    let hours: Vec<_> = finals
+        .iter()
+        .map(|r| r.record.as_class_hour().unwrap().1.class_hour)
+        .collect();
     assert_eq!(hours, [2, 3]);
 }
 
@@ -218,7 +221,7 @@ fn rows_become_the_engine_timeline() {
             camera: "front".into(),
             start_us: t(30.0),
             end_us: None,
-            cause: "stall".into(),
+            cause: GapCause::Stall,
             detail: None,
             detected_us: t(35.0),
         }),
@@ -234,4 +237,55 @@ fn rows_become_the_engine_timeline() {
         .map(|m| (m.start_us, m.end_us, m.cause.as_str()))
         .collect();
     assert_eq!(miss, [(t(10.0), t(20.0), "damaged"), (t(30.0), t(45.0), "stall")]);
+}
+
+/// The typed payload is byte for byte what the untyped code built: the report's `hour_json`
+/// with the occurrence's fields added (issue 8, item 2: the hashed bytes do not change).
+#[test]
+fn the_typed_class_hour_payload_is_the_untyped_one() {
+    use crate::evidence::log::canonical_json;
+    use crate::evidence::record::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut conn = db::open(dir.path()).unwrap();
+    let mut j = Judge::new(&conn, config.clone(), t(0.0)).unwrap();
+    let id = open_gap(&mut conn, 40.0);
+    close_gap(&mut conn, id, 50.0);
+    step(&mut j, &mut conn, 200.0);
+    let tz = config.device.timezone;
+    let occ = config.sessions[0]
+        .occurrences_between(t(0.0), t(300.0), tz)
+        .remove(0);
+    let mut n = 0;
+    for stored in log::read_filtered(&conn, None, Some(Kind::ClassHourFinal)).unwrap() {
+        let (_, h) = stored.record.as_class_hour().unwrap();
+        let v = judge_one(
+            Some(&conn),
+            &config,
+            &occ,
+            &occ.hours[(h.class_hour - 1) as usize],
+            t(200.0),
+        )
+        .unwrap();
+        // What `event_payload` was before typed records.
+        let mut p = hour_json(&v, tz);
+        let hour = p.as_object_mut().unwrap();
+        let index = hour.remove("index").unwrap();
+        hour.insert("class_hour".into(), index);
+        hour.insert("session".into(), serde_json::json!(occ.name));
+        hour.insert("session_id".into(), serde_json::json!(occ.session.id));
+        hour.insert(
+            "date".into(),
+            serde_json::json!(occ.date.map(|d| d.format("%Y-%m-%d").to_string())),
+        );
+        hour.insert("class_id".into(), serde_json::json!(occ.session.class_id));
+        hour.insert("kind".into(), serde_json::json!(occ.session.kind.as_str()));
+        hour.insert("profile".into(), serde_json::json!(config.rules.profile.name));
+        hour.insert("cameras".into(), serde_json::json!(occ.session.cameras));
+        hour.insert("start_us".into(), serde_json::json!(v.start_us));
+        hour.insert("end_us".into(), serde_json::json!(v.end_us));
+        assert_eq!(stored.record.canonical_payload(), canonical_json(&p));
+        n += 1;
+    }
+    assert_eq!(n, 3);
 }
