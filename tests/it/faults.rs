@@ -437,3 +437,33 @@ fn the_data_dir_turning_read_only_keeps_the_daemon_up_and_loud_and_the_lost_time
     assert_verifies(&config);
     drop(disk);
 }
+
+#[test]
+fn a_job_that_keeps_failing_stops_the_daemon_non_zero_for_systemd_to_restart() {
+    // A real permanent fault: the database was written by a newer classproof (a downgrade).
+    // Every job that opens it fails; the supervisor restarts them, then gives up on the
+    // process, so that systemd's restart loop shows it instead of a box quietly not recording.
+    let scene = Scene::new();
+    std::fs::create_dir_all(scene.data_dir()).unwrap();
+    let db = rusqlite::Connection::open(scene.data_dir().join("classproof.db")).unwrap();
+    db.pragma_update(None, "user_version", 999).unwrap();
+    drop(db);
+    let config = scene.config(
+        "[[camera]]\nid = \"front\"\nurl = \"rtsp://127.0.0.1:9/cam\"\n\
+         [daemon]\nrestart_pause = \"100ms\"\nmax_restarts = 2\nrestart_window = \"1m\"\n",
+    );
+    let mut daemon = Daemon::start(&config);
+    let status = wait_for("the daemon to exit", Duration::from_secs(20), || {
+        daemon.try_wait()
+    });
+    assert!(!status.success(), "{status:?}");
+    let log = daemon.log();
+    assert!(
+        log.contains("schema version 999 is newer"),
+        "the cause is named: {log}"
+    );
+    assert!(
+        log.contains("job failed too often"),
+        "it is the supervisor that gave up: {log}"
+    );
+}

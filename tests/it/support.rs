@@ -257,6 +257,11 @@ impl Daemon {
         }
     }
 
+    /// The exit status, once it exited by itself.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// SIGKILL: the crash the recovery code must survive.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
