@@ -139,6 +139,16 @@ pub struct Store {
     throttle: Throttle,
     last_heartbeat: Option<Instant>,
     heartbeat_failing: bool,
+    /// Since when writes fail (the first failure of the current run of them): recorded as an
+    /// alarm raised then and cleared when writes work again, so the log states the trouble.
+    trouble: Option<Trouble>,
+}
+
+#[derive(Debug, Clone)]
+struct Trouble {
+    since: DateTime<Utc>,
+    read_only: bool,
+    detail: String,
 }
 
 /// How far start-up recovery got (each step is done once, even when a later one is retried).
@@ -190,6 +200,7 @@ impl Store {
             throttle: Throttle::default(),
             last_heartbeat: None,
             heartbeat_failing: false,
+            trouble: None,
         }
     }
 
@@ -214,6 +225,7 @@ impl Store {
                     log_startup(&report, self.tz);
                     self.throttle.clear();
                     self.backoff = RETRY_FIRST;
+                    self.record_trouble_over();
                 }
                 Err(e) if e.is_transient() => {
                     self.report_failure(job, "start-up recovery", &e);
@@ -266,12 +278,20 @@ impl Store {
     fn report_failure(&mut self, job: &JobHandle, what: &str, e: &StoreError) {
         // SQLite says "disk I/O error" when the file system turned read-only under it: say
         // what the technician has to fix.
-        let msg = if is_read_only(&self.data_dir) {
+        let read_only = is_read_only(&self.data_dir);
+        let msg = if read_only {
             format!("{what}: the data dir's file system is read-only: {e}")
         } else {
             format!("{what}: {e}")
         };
         job.failing(&msg);
+        if self.trouble.is_none() {
+            self.trouble = Some(Trouble {
+                since: Utc::now(),
+                read_only,
+                detail: msg.clone(),
+            });
+        }
         if let Some(repeats) = self.throttle.allow(&msg) {
             error!(repeats, "cannot record {msg}; will retry");
         }
@@ -538,6 +558,7 @@ impl Store {
                         info!(queued = self.pending.len(), "recording events are recorded again");
                         job.running();
                     }
+                    self.record_trouble_over();
                 }
                 Err(e) => {
                     self.report_failure(job, &format!("a recording event of camera {}", ev.camera()), &e);
@@ -546,6 +567,39 @@ impl Store {
                     return;
                 }
             }
+        }
+    }
+
+    /// Writes work again: the trouble becomes two `alarm` records, raised when it began and
+    /// cleared now (`store_read_only` or `store_write_failing`). Kept for the next success if
+    /// this write fails too.
+    fn record_trouble_over(&mut self) {
+        let Some(t) = self.trouble.clone() else { return };
+        let alarm = |state| {
+            let kind = if t.read_only {
+                AlarmKind::StoreReadOnly {
+                    detail: t.detail.clone(),
+                }
+            } else {
+                AlarmKind::StoreWriteFailing {
+                    detail: t.detail.clone(),
+                }
+            };
+            Record::alarm(kind, state)
+        };
+        let result = (|| -> Result<(), StoreError> {
+            let tx = db::write_tx(self.conn()?)?;
+            log::append(&tx, t.since, &alarm(AlarmState::Raised))?;
+            log::append(&tx, Utc::now(), &alarm(AlarmState::Cleared))?;
+            tx.commit()?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                info!(since = %rfc3339(t.since, self.tz), "the store could not write for a while; recorded as an alarm");
+                self.trouble = None;
+            }
+            Err(e) => warn!(error = %e, "cannot record the store's trouble yet; will retry"),
         }
     }
 

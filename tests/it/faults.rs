@@ -164,6 +164,14 @@ fn a_gap_that_closes_while_the_database_disk_is_full_is_closed_exactly_once_when
             .any(|g| g["cause"] == "camera_lost"),
         "{all:#?}"
     );
+    // The trouble itself is in the log: raised when writes began to fail, cleared after.
+    let trouble = alarms(&config, "store_write_failing");
+    let states: Vec<&str> = trouble.iter().map(|a| a["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["raised", "cleared"], "{trouble:#?}");
+    assert!(
+        trouble[0]["detail"].as_str().unwrap().contains("full"),
+        "{trouble:#?}"
+    );
     assert_verifies(&config);
     drop(video);
     drop(disk);
