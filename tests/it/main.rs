@@ -6,4 +6,5 @@ mod config;
 mod evidence;
 mod recording;
 mod support;
+mod test_camera;
 mod vision;
