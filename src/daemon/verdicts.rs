@@ -34,9 +34,15 @@ use crate::db;
 use crate::evidence::log::{self, LogError, NewRecord};
 use crate::media::index::{self, Entry, SegmentState};
 
-/// How often the judge looks again when nothing changed: at-risk and fail moments come from
-/// the clock alone, and must be written within 2 s of becoming true.
+/// How often the judge looks again while a class hour runs and nothing changed: at-risk and
+/// fail moments come from the clock alone, and must be written within 2 s of becoming true.
+/// Outside class hours it waits for a change or the next hour's start (issue 8).
 pub const TICK: Duration = Duration::from_millis(250);
+/// The longest the job sleeps without looking at the stop flag and the wall clock (a job
+/// returns within about a second of the flag; a clock step is noticed this late at most).
+const STOP_POLL: Duration = Duration::from_millis(250);
+/// How far ahead [`Judge::next_look_us`] looks for the next class hour.
+const LOOK_AHEAD_US: i64 = 86_400_000_000;
 /// How far back a restarted judge still writes missing final verdicts.
 pub const CATCH_UP: Duration = Duration::from_secs(7 * 86_400);
 /// Added to the cameras' largest stall timeout before a final verdict is written.
@@ -370,6 +376,41 @@ impl Judge {
         Ok(written)
     }
 
+    /// When the judge must step again if the store announces no change (µs): while a class
+    /// hour runs, a [`TICK`] from now (its pass, at-risk and fail moments come from the clock);
+    /// for an hour that ended, when its final verdict is due (nothing else about it changes
+    /// with the clock alone); else when the next class hour starts (at most a day ahead).
+    pub fn next_look_us(&self, now_us: i64) -> i64 {
+        let config = &self.config;
+        let tz = config.device.timezone;
+        let oldest = self.since_us.max(now_us - CATCH_UP.as_micros() as i64);
+        let horizon = now_us + LOOK_AHEAD_US;
+        let mut next = horizon;
+        for session in &config.sessions {
+            for occ in session.occurrences_between(oldest, horizon, tz) {
+                let settle = settle(config, &occ).as_micros() as i64;
+                for hour in &occ.hours {
+                    let key = (occ.name.clone(), hour.index);
+                    if hour.end_us <= self.since_us
+                        || hour.end_us + settle < oldest
+                        || self.has(&key, EventKind::Final)
+                    {
+                        continue;
+                    }
+                    let at = if hour.start_us > now_us {
+                        hour.start_us
+                    } else if hour.end_us > now_us {
+                        now_us + TICK.as_micros() as i64
+                    } else {
+                        hour.end_us + settle
+                    };
+                    next = next.min(at);
+                }
+            }
+        }
+        next
+    }
+
     fn forget_old(&mut self, now_us: i64) {
         let horizon = now_us - CATCH_UP.as_micros() as i64 - 86_400_000_000;
         self.written.retain(|_, (end, _)| *end >= horizon);
@@ -456,19 +497,37 @@ fn run(ctx: JobContext) {
         since = %rfc3339_us(judge.since_us(), ctx.config.device.timezone),
         "verdicts: judging class hours"
     );
-    let mut seen = ctx.changes.version();
+    // Steps when the store announces a change or when `next_look_us` says the clock alone may
+    // have made something due; in between it only looks at the stop flag.
+    let mut judged: Option<u64> = None;
+    let mut next_us = i64::MIN;
     let mut failing = false;
     while !ctx.stopping() {
-        match judge.step(&mut conn, now_us()) {
-            Ok(_) => failing = false,
-            Err(e) => {
-                if !failing {
-                    warn!(error = %e, "verdicts: evaluation failed, retrying");
+        let version = ctx.changes.version();
+        let now = now_us();
+        if judged != Some(version) || now >= next_us {
+            judged = Some(version);
+            match judge.step(&mut conn, now) {
+                Ok(written) => {
+                    failing = false;
+                    next_us = judge.next_look_us(now);
+                    if !written.is_empty() {
+                        // New records for the evidence job to sign (it waits on changes too).
+                        ctx.changes.notify();
+                    }
                 }
-                failing = true;
+                Err(e) => {
+                    if !failing {
+                        warn!(error = %e, "verdicts: evaluation failed, retrying");
+                    }
+                    failing = true;
+                    next_us = now + TICK.as_micros() as i64;
+                }
             }
         }
-        seen = ctx.changes.wait(seen, TICK);
+        let wait_us = next_us.saturating_sub(now_us()).max(0) as u64;
+        ctx.changes
+            .wait(version, Duration::from_micros(wait_us).min(STOP_POLL));
     }
 }
 

@@ -235,3 +235,29 @@ fn rows_become_the_engine_timeline() {
         .collect();
     assert_eq!(miss, [(t(10.0), t(20.0), "damaged"), (t(30.0), t(45.0), "stall")]);
 }
+
+/// What the job waits for between steps (issue 8): the next hour's start, a TICK while an hour
+/// runs, an hour's final verdict once it ended, nothing once every final is written.
+#[test]
+fn the_judge_sleeps_until_the_clock_can_make_something_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut conn = db::open(dir.path()).unwrap();
+    let mut j = Judge::new(&conn, config, t(-30.0)).unwrap();
+    let tick = TICK.as_micros() as i64;
+    // Before the session: its first class hour's start.
+    assert_eq!(j.next_look_us(t(-30.0)), t(0.0));
+    // While an hour runs: a tick.
+    assert_eq!(j.next_look_us(t(10.0)), t(10.0) + tick);
+    // After the last hour, nothing judged yet: hour 1's final (60 s + settle 6 s) is overdue.
+    assert_eq!(j.next_look_us(t(185.0)), t(66.0));
+    step(&mut j, &mut conn, 66.0);
+    assert_eq!(j.next_look_us(t(70.0)), t(70.0) + tick);
+    step(&mut j, &mut conn, 126.0);
+    assert_eq!(j.next_look_us(t(179.0)), t(179.0) + tick);
+    // Hour 3 ended at 180 s: its final at 186 s, nothing before.
+    assert_eq!(j.next_look_us(t(181.0)), t(186.0));
+    step(&mut j, &mut conn, 186.0);
+    // Every final written: nothing due within the look-ahead.
+    assert_eq!(j.next_look_us(t(186.0)), t(186.0) + LOOK_AHEAD_US);
+}
