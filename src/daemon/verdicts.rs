@@ -34,15 +34,18 @@ use crate::db;
 use crate::evidence::log::{self, LogError, NewRecord};
 use crate::media::index::{self, Entry, SegmentState};
 
-/// How often the judge looks again while a class hour runs and nothing changed: at-risk and
-/// fail moments come from the clock alone, and must be written within 2 s of becoming true.
-/// Outside class hours it waits for a change or the next hour's start (issue 8).
+/// How soon the judge steps again after a failed evaluation. (At-risk and fail moments come
+/// from the clock alone and must be written within 2 s of becoming true: the judge predicts
+/// them, see [`Judge::next_look_us`], instead of looking on a tick; issue 8.)
 pub const TICK: Duration = Duration::from_millis(250);
 /// The longest the job sleeps without looking at the stop flag and the wall clock (a job
 /// returns within about a second of the flag; a clock step is noticed this late at most).
 const STOP_POLL: Duration = Duration::from_millis(250);
 /// How far ahead [`Judge::next_look_us`] looks for the next class hour.
 const LOOK_AHEAD_US: i64 = 86_400_000_000;
+/// While a class hour runs, the judge steps at least this often even when it predicts no
+/// change (a margin on the prediction; each step reads the index, about 0.4 ms).
+const LIVE_RECHECK: Duration = Duration::from_secs(10);
 /// How far back a restarted judge still writes missing final verdicts.
 pub const CATCH_UP: Duration = Duration::from_secs(7 * 86_400);
 /// Added to the cameras' largest stall timeout before a final verdict is written.
@@ -376,19 +379,23 @@ impl Judge {
         Ok(written)
     }
 
-    /// When the judge must step again if the store announces no change (µs): while a class
-    /// hour runs, a [`TICK`] from now (its pass, at-risk and fail moments come from the clock);
-    /// for an hour that ended, when its final verdict is due (nothing else about it changes
-    /// with the clock alone); else when the next class hour starts (at most a day ahead).
-    pub fn next_look_us(&self, now_us: i64) -> i64 {
+    /// When the judge must step again if the store announces no change (µs): for a class hour
+    /// still running, the first moment its verdict changes with the clock alone (found by
+    /// bisection on the rows read once now: with the rows fixed, a verdict never returns to a
+    /// value it left, see `compliance::engine`), but at most [`LIVE_RECHECK`] ahead; for an
+    /// hour that ended, when its final verdict is due; else when the next class hour starts
+    /// (at most a day ahead). Reads the index once per running class hour.
+    pub fn next_look_us(&self, conn: &Connection, now_us: i64) -> rusqlite::Result<i64> {
         let config = &self.config;
         let tz = config.device.timezone;
+        let tolerance = config.rules.profile.continuity_tolerance.as_micros() as i64;
         let oldest = self.since_us.max(now_us - CATCH_UP.as_micros() as i64);
         let horizon = now_us + LOOK_AHEAD_US;
         let mut next = horizon;
         for session in &config.sessions {
             for occ in session.occurrences_between(oldest, horizon, tz) {
                 let settle = settle(config, &occ).as_micros() as i64;
+                let rule = occ.session.rule(&config.rules);
                 for hour in &occ.hours {
                     let key = (occ.name.clone(), hour.index);
                     if hour.end_us <= self.since_us
@@ -400,7 +407,22 @@ impl Judge {
                     let at = if hour.start_us > now_us {
                         hour.start_us
                     } else if hour.end_us > now_us {
-                        now_us + TICK.as_micros() as i64
+                        let rows = occ
+                            .session
+                            .cameras
+                            .iter()
+                            .map(|c| {
+                                let from = Some(hour.start_us - LOOKBACK_US);
+                                Ok((c, index::timeline(conn, Some(c), from, Some(hour.end_us))?))
+                            })
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        let verdict_at = |t: i64| {
+                            let timelines: Vec<CameraTimeline> =
+                                rows.iter().map(|(c, r)| to_timeline(c, r, t)).collect();
+                            judge_hour(hour, &rule, tolerance, &timelines, t).verdict
+                        };
+                        let first_change = first_change_us(verdict_at, now_us, hour.end_us);
+                        first_change.min(now_us + LIVE_RECHECK.as_micros() as i64)
                     } else {
                         hour.end_us + settle
                     };
@@ -408,13 +430,34 @@ impl Judge {
                 }
             }
         }
-        next
+        Ok(next)
     }
 
     fn forget_old(&mut self, now_us: i64) {
         let horizon = now_us - CATCH_UP.as_micros() as i64 - 86_400_000_000;
         self.written.retain(|_, (end, _)| *end >= horizon);
     }
+}
+
+/// The first moment in `(now, end]` (to the millisecond, rounded up) at which `verdict_at`
+/// differs from its value at `now`; `end` if it does not before. Bisection, valid because a
+/// verdict with the rows fixed never returns to a value it left.
+fn first_change_us(verdict_at: impl Fn(i64) -> Verdict, now_us: i64, end_us: i64) -> i64 {
+    let v0 = verdict_at(now_us);
+    if matches!(v0, Verdict::Pass | Verdict::Fail) {
+        // Decided: nothing changes before the end (the final verdict is due after it).
+        return end_us;
+    }
+    let (mut lo, mut hi) = (now_us, end_us);
+    while hi - lo > 1000 {
+        let mid = lo + (hi - lo) / 2;
+        if verdict_at(mid) == v0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 /// The end of the class hour an event was written for (for forgetting it later).
@@ -510,7 +553,9 @@ fn run(ctx: JobContext) {
             match judge.step(&mut conn, now) {
                 Ok(written) => {
                     failing = false;
-                    next_us = judge.next_look_us(now);
+                    next_us = judge
+                        .next_look_us(&conn, now)
+                        .unwrap_or(now + TICK.as_micros() as i64);
                     if !written.is_empty() {
                         // New records for the evidence job to sign (it waits on changes too).
                         ctx.changes.notify();
