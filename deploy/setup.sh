@@ -126,7 +126,7 @@ if [ ! -f "$ORT_LIB" ] || [ "$(sha256_of "$ORT_LIB")" != "$ORT_SHA256" ]; then
     say "installing ONNX Runtime $ORT_VERSION into $ORT_DIR"
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+    /usr/bin/python3 -m pip download --quiet --no-deps --only-binary=:all: \
         --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
         "onnxruntime==$ORT_VERSION" -d "$tmp"
     unzip -q -o -j "$tmp"/onnxruntime-"$ORT_VERSION"-*.whl \
