@@ -38,6 +38,46 @@ fn a_test_camera_on_a_file_that_is_not_mp4_fails_at_once_with_gstreamers_error()
 }
 
 #[test]
+fn a_test_camera_on_a_short_good_file_passes_its_check_and_serves_it() {
+    // The pre-roll of a file reaches its end at once (no clock): still a camera that works.
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+        ])
+        .args(["-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let cam = RtspServer::start_with("h264", Some(&clip), &[]).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_entries",
+            "stream=codec_name,width",
+        ])
+        .args(["-of", "csv=p=0", &cam.url()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "h264,320",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn every_element_of_the_test_cameras_exists_here() {
     // What deploy/setup.sh checks before the suite runs; failing, it names the Debian package.
     let out = Command::new("/usr/bin/python3")

@@ -164,7 +164,7 @@ def preroll(Gst, launch):
             err, debug = msg.parse_error()
             src = msg.src.get_name() if msg.src else "pipeline"
             error = f"{src}: {err.message}" + (f" ({debug})" if debug else "")
-        else:
+        elif not got:
             error = "the stream ended before its first buffer"
         break
     pipeline.set_state(Gst.State.NULL)
