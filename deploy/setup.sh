@@ -2,21 +2,26 @@
 # classproof set-up for Debian 12, as root. Idempotent: a second run only checks and rebuilds
 # what changed.
 #
-#   deploy/setup.sh          install what the box needs and build target/release/classproof
+#   deploy/setup.sh          install (or just verify) what the box, the tests, benches and
+#                            demo need, check the test cameras' GStreamer elements, and build
+#                            target/release/classproof
+#   deploy/setup.sh check    only verify: name every missing package and GStreamer element,
+#                            exit 1 if anything is missing; installs and builds nothing
 #   deploy/setup.sh demo     … then run the daemon on deploy/demo.toml (a generated video camera)
 #   deploy/setup.sh test     … then run the whole test suite (what CI runs, via .ci/run)
 #   deploy/setup.sh service  … then install the binary, a `classproof` user, /etc/classproof and
-#                            the systemd unit (docs/operations.md)
+#                            the systemd unit (docs/operations.md); on a classroom box this
+#                            installs only the build and runtime packages
 #
-# It installs: Debian packages (build + runtime, and test tools for `test`), the ONNX Runtime
-# shared library from the onnxruntime wheel on PyPI (checked by sha256), the Rust build, and the
-# face models of models/manifest.toml (checked by sha256) from a local mirror when present
+# It installs: Debian packages (build + runtime + test tools; `service` only build + runtime),
+# the ONNX Runtime shared library from the onnxruntime wheel on PyPI (checked by sha256), the
+# Rust build, and the face models of models/manifest.toml (checked by sha256) from a local mirror when present
 # (CLASSPROOF_MODEL_MIRROR, default ../shared/models beside the repository), else upstream.
 set -euo pipefail
 
 mode=${1:-install}
-case "$mode" in install | demo | test | service) ;; *)
-    echo "usage: $0 [install|demo|test|service]" >&2
+case "$mode" in install | demo | test | service | check) ;; *)
+    echo "usage: $0 [install|demo|test|service|check]" >&2
     exit 2
     ;;
 esac
@@ -33,36 +38,78 @@ MIRROR=${CLASSPROOF_MODEL_MIRROR:-$repo/../shared/models}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-if [ "$(id -u)" -ne 0 ]; then
+if [ "$(id -u)" -ne 0 ] && [ "$mode" != check ]; then
     echo "$0: run as root (it installs Debian packages and /usr/local files)" >&2
     exit 2
 fi
 
 # --- Debian packages --------------------------------------------------------------------------
+# The one list of the system packages classproof, its tests, benches and demo need. A package
+# goes here with the reason it is needed; nothing is ever to be installed by hand.
 packages=(
     # build: FFmpeg 5.1 -dev packages come with libopencv-dev; clang for the opencv crate
     build-essential pkg-config clang libopencv-dev libavdevice-dev libavfilter-dev
-    # runtime and set-up tools
-    ca-certificates curl unzip python3-pip ffmpeg
+    # runtime (the recorder links FFmpeg's libraries); the ffmpeg/ffprobe CLIs make the demo
+    # video and the tests' clips, probe recorded segments, and are the bench's reference
+    ffmpeg
+    # set-up: rustup, the ONNX Runtime wheel and model downloads
+    ca-certificates curl unzip python3-pip
 )
-if [ "$mode" = test ]; then
+if [ "$mode" != service ]; then
     packages+=(
-        # tests: a real MQTT broker and a real RTSP server (gst-rtsp-server via python3-gi)
-        mosquitto mosquitto-clients python3-gi gir1.2-gst-rtsp-server-1.0
+        # the test cameras (tests/support/rtsp_server.py, also the bench's camera): gst-rtsp-server
+        # from /usr/bin/python3 …
+        python3 python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-rtsp-server-1.0
+        # … and the GStreamer plugins of their pipelines (`rtsp_server.py --check` names the
+        # element each one brings): videotestsrc, videoconvert, appsrc/appsink (base);
+        # rtph26xpay, qtdemux, rtpbin, udpsrc/udpsink (good); h264parse, h265parse, x265enc
+        # (bad); x264enc (ugly); timeoverlay (x: the Pango overlay plugins)
         gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-        gstreamer1.0-plugins-ugly
+        gstreamer1.0-plugins-ugly gstreamer1.0-x
+        # tests: a real MQTT broker and its clients
+        mosquitto mosquitto-clients
+        # tests: unshare and mount -t tmpfs (small real file systems), mkfs.ext4 and e2fsck for
+        # ext4 loop devices (a file system that turns read-only); in a minimal image too
+        util-linux mount e2fsprogs
+        # benches/vision/compare.sh builds its Python reference in a venv
+        python3-venv
     )
 fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ "$mode" = check ]; then
+    [ ${#missing[@]} -eq 0 ] || echo "$0: missing Debian packages: ${missing[*]} (deploy/setup.sh installs them)" >&2
+elif [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    missing=()
 fi
+
+# Every GStreamer element the test cameras use exists (a second): fails here, naming the
+# missing element and its Debian package, rather than as camera tests that time out.
+check_elements() {
+    say "checking the test cameras' GStreamer elements"
+    if [ ! -x /usr/bin/python3 ]; then
+        echo "$0: no /usr/bin/python3 (Debian package python3)" >&2
+        return 1
+    fi
+    /usr/bin/python3 tests/support/rtsp_server.py --check
+}
+if [ "$mode" = check ]; then
+    ok=1
+    [ ${#missing[@]} -eq 0 ] || ok=0
+    check_elements || ok=0
+    if [ $ok = 1 ]; then
+        say "this box has everything classproof's build, tests, benches and demo need"
+        exit 0
+    fi
+    exit 1
+fi
+[ "$mode" = service ] || check_elements
 
 # --- Rust -------------------------------------------------------------------------------------
 if ! command -v cargo >/dev/null 2>&1; then
@@ -79,7 +126,7 @@ if [ ! -f "$ORT_LIB" ] || [ "$(sha256_of "$ORT_LIB")" != "$ORT_SHA256" ]; then
     say "installing ONNX Runtime $ORT_VERSION into $ORT_DIR"
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
-    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+    /usr/bin/python3 -m pip download --quiet --no-deps --only-binary=:all: \
         --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
         "onnxruntime==$ORT_VERSION" -d "$tmp"
     unzip -q -o -j "$tmp"/onnxruntime-"$ORT_VERSION"-*.whl \

@@ -15,7 +15,7 @@ models=${CLASSPROOF_MODELS_DIR:-/usr/local/share/classproof/models}
 shared=${CLASSPROOF_SHARED:-$repo/../shared}
 
 if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
+    /usr/bin/python3 -m venv "$venv" # Debian's Python (python3-venv), whatever is first on PATH
 fi
 "$venv/bin/pip" install --quiet onnxruntime==1.31.1 numpy opencv-python-headless onnx
 

@@ -61,18 +61,27 @@ fn parse_date(s: &str) -> anyhow::Result<NaiveDate> {
         .map_err(|_| UsageError(format!("--date {s:?}: expected YYYY-MM-DD")).into())
 }
 
+/// What the arguments ask for.
+enum Selected<'c> {
+    Occurrences(Vec<Occurrence<'c>>),
+    /// A daily session asked for on a day its `days` leave out: why there is nothing.
+    NotThatDay(String),
+}
+
 /// The occurrences the arguments ask for.
-fn select<'c>(config: &'c Config, args: &ReportArgs, now_us: i64) -> anyhow::Result<Vec<Occurrence<'c>>> {
+fn select<'c>(config: &'c Config, args: &ReportArgs, now_us: i64) -> anyhow::Result<Selected<'c>> {
     let tz = config.device.timezone;
     let date = args.date.as_deref().map(parse_date).transpose()?;
     let today = local_date(now_us, tz);
     let Some(name) = &args.session else {
         let day = date.unwrap_or(today);
-        return Ok(config
-            .sessions
-            .iter()
-            .filter_map(|s| s.occurrence_on(day, tz))
-            .collect());
+        return Ok(Selected::Occurrences(
+            config
+                .sessions
+                .iter()
+                .filter_map(|s| s.occurrence_on(day, tz))
+                .collect(),
+        ));
     };
     let bad = |msg: String| -> anyhow::Error { UsageError(msg).into() };
     let (id, named_date) = parse_occurrence_name(name)
@@ -93,7 +102,16 @@ fn select<'c>(config: &'c Config, args: &ReportArgs, now_us: i64) -> anyhow::Res
         return Err(bad(format!("--session {name:?} and --date disagree")));
     }
     let occ = if session.is_daily() {
-        session.occurrence(Some(named_date.or(date).unwrap_or(today)), tz)
+        let day = named_date.or(date).unwrap_or(today);
+        if !session.happens_on(day) {
+            return Ok(Selected::NotThatDay(format!(
+                "session {:?} has no occurrence on {day} (a {}): it happens on {} only",
+                session.id,
+                day.format("%A"),
+                session.days.names().join(", ")
+            )));
+        }
+        session.occurrence(Some(day), tz)
     } else {
         if named_date.is_some() {
             return Err(bad(format!(
@@ -111,7 +129,7 @@ fn select<'c>(config: &'c Config, args: &ReportArgs, now_us: i64) -> anyhow::Res
         }
         occ
     };
-    Ok(occ.into_iter().collect())
+    Ok(Selected::Occurrences(occ.into_iter().collect()))
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -121,7 +139,19 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         Some(s) => parse_time_arg(s, tz)?.timestamp_micros(),
         None => chrono::Utc::now().timestamp_micros(),
     };
-    let occurrences = select(&config, &args, now_us)?;
+    let occurrences = match select(&config, &args, now_us)? {
+        Selected::Occurrences(o) => o,
+        Selected::NotThatDay(why) => {
+            // Not judged, nothing to report: said on stdout (stderr with --json, whose stdout
+            // has one object per occurrence, here none).
+            if args.json {
+                eprintln!("classproof: {why}");
+            } else {
+                println!("{why}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     // No database yet means nothing was ever recorded: every hour is judged on nothing.
     let conn = if config.db_path().exists() {
         Some(db::open_read_only(&config.device.data_dir)?)

@@ -1,7 +1,8 @@
 //! `[[session]]`: scheduled sessions, their class hours, and their occurrences.
 //!
 //! A session is either *one-off* (its times are RFC 3339 with an offset) or *daily* (its times
-//! are local `HH:MM`, in the device's timezone, and it happens every day). An *occurrence* is
+//! are local `HH:MM`, in the device's timezone, and it happens every day, or only on the
+//! weekdays of its `days` list). An *occurrence* is
 //! one concrete happening of a session, named in reports and events:
 //! - a one-off session's only occurrence is named by the session id (`s1`);
 //! - a daily session's occurrence by the id, `@` and the local date its first class hour
@@ -15,7 +16,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use chrono::{DateTime, Days, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Days, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
 use crate::compliance::RulesConfig;
@@ -60,6 +61,82 @@ pub enum Schedule {
     Daily(Vec<(Duration, Duration)>),
 }
 
+/// The days of the week a daily session happens on (`days = ["mon", …]`), by the local date
+/// its first class hour starts on. Default: every day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Weekdays(u8);
+
+impl Weekdays {
+    /// The names `days` takes, Monday first.
+    pub const NAMES: [&'static str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    pub const EVERY_DAY: Weekdays = Weekdays(0x7f);
+
+    fn bit(day: Weekday) -> u8 {
+        1 << day.num_days_from_monday()
+    }
+
+    pub fn contains(self, day: Weekday) -> bool {
+        self.0 & Self::bit(day) != 0
+    }
+
+    pub fn is_every_day(self) -> bool {
+        self == Self::EVERY_DAY
+    }
+
+    /// The days as written in the config, Monday first.
+    pub fn names(self) -> Vec<&'static str> {
+        (0..7u8)
+            .filter(|i| self.0 & (1 << i) != 0)
+            .map(|i| Self::NAMES[i as usize])
+            .collect()
+    }
+
+    /// Reads a `days` list. On a bad list: which item (`None`: the list itself), the value as
+    /// written and what was expected.
+    pub fn parse(list: &[String]) -> Result<Weekdays, DaysProblem> {
+        if list.is_empty() {
+            return Err(DaysProblem {
+                item: None,
+                value: "[]".into(),
+                expected: "at least one day, e.g. [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"] (leave `days` out for every day)".into(),
+            });
+        }
+        let mut bits = 0u8;
+        for (i, name) in list.iter().enumerate() {
+            let Some(d) = Self::NAMES.iter().position(|n| n == name) else {
+                return Err(DaysProblem {
+                    item: Some(i),
+                    value: format!("{name:?}"),
+                    expected: format!("a day of the week: {}", Self::NAMES.join(" | ")),
+                });
+            };
+            if bits & (1 << d) != 0 {
+                return Err(DaysProblem {
+                    item: Some(i),
+                    value: format!("{name:?}"),
+                    expected: "each day once".into(),
+                });
+            }
+            bits |= 1 << d;
+        }
+        Ok(Weekdays(bits))
+    }
+}
+
+impl Default for Weekdays {
+    fn default() -> Self {
+        Self::EVERY_DAY
+    }
+}
+
+/// What is wrong with a `days` list (see [`Weekdays::parse`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaysProblem {
+    pub item: Option<usize>,
+    pub value: String,
+    pub expected: String,
+}
+
 /// One `[[session]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
@@ -72,6 +149,8 @@ pub struct SessionConfig {
     /// The cameras whose recording counts for it (at least one, each a `[[camera]]` id).
     pub cameras: Vec<String>,
     pub schedule: Schedule,
+    /// The weekdays a daily session happens on (every day for a one-off session).
+    pub days: Weekdays,
 }
 
 /// A concrete happening of a session.
@@ -148,8 +227,15 @@ impl SessionConfig {
         rules.profile.rule_for(self.kind)
     }
 
+    /// Whether a daily session happens on `date` (local): its weekday is one of `days`. A
+    /// one-off session "happens" on any date asked (it has its one occurrence).
+    pub fn happens_on(&self, date: NaiveDate) -> bool {
+        !self.is_daily() || self.days.contains(date.weekday())
+    }
+
     /// The occurrence on `date` (local) of a daily session; the only occurrence of a one-off
-    /// session (whatever `date` says). `None` for a daily session without a date.
+    /// session (whatever `date` says). `None` for a daily session without a date, or on a day
+    /// its `days` leave out.
     pub fn occurrence(&self, date: Option<NaiveDate>, tz: Tz) -> Option<Occurrence<'_>> {
         match &self.schedule {
             Schedule::Once(hours) => Some(Occurrence {
@@ -167,7 +253,7 @@ impl SessionConfig {
                     .collect(),
             }),
             Schedule::Daily(hours) => {
-                let date = date?;
+                let date = date.filter(|d| self.happens_on(*d))?;
                 let hours = hours
                     .iter()
                     .enumerate()
@@ -236,6 +322,7 @@ impl SessionConfig {
             .and_then(|k| SessionKind::parse(&k));
         let session_cameras = read_cameras(s, p, cameras);
         let schedule = read_schedule(s, p);
+        let days = read_days(s, p, schedule.as_ref());
         // Judge the hours even when other keys are wrong, so one run lists every problem.
         if let (Some(kind), Some(schedule)) = (kind, &schedule) {
             let shown_id = id.as_deref().unwrap_or(s.path_str());
@@ -247,6 +334,7 @@ impl SessionConfig {
             kind: kind?,
             cameras: session_cameras?,
             schedule: schedule?,
+            days: days?,
         })
     }
 
@@ -268,7 +356,11 @@ impl SessionConfig {
                 }
             }
             Schedule::Daily(h) => {
-                let _ = write!(s, "daily from {}", hhmm(h[0].0));
+                if self.days.is_every_day() {
+                    let _ = write!(s, "daily from {}", hhmm(h[0].0));
+                } else {
+                    let _ = write!(s, "on {} from {}", self.days.names().join(","), hhmm(h[0].0));
+                }
                 let _ = write!(s, ", {} class hour(s) of {}", h.len(), fmt(h[0].1 - h[0].0));
             }
         }
@@ -409,6 +501,48 @@ fn read_cameras(s: &Section, p: &mut Problems, known: &[&str]) -> Option<Vec<Str
         }
     }
     ok.then_some(list)
+}
+
+/// `days`: only for a daily session; default every day.
+fn read_days(s: &Section, p: &mut Problems, schedule: Option<&Schedule>) -> Option<Weekdays> {
+    let Some(raw) = s.raw("days") else {
+        return Some(Weekdays::EVERY_DAY);
+    };
+    let list = raw.as_array().and_then(|a| {
+        a.iter()
+            .map(|x| x.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+    });
+    let Some(list) = list else {
+        p.push(
+            s.key_path("days"),
+            Some(crate::config::reader::show(raw)),
+            format!(
+                "a list of days of the week ({}), e.g. [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]",
+                Weekdays::NAMES.join(" | ")
+            ),
+        );
+        return None;
+    };
+    if matches!(schedule, Some(Schedule::Once(_))) {
+        p.push(
+            s.key_path("days"),
+            Some(format!("{list:?}")),
+            "`days` only on a daily session (times \"HH:MM\"); a one-off session happens once",
+        );
+        return None;
+    }
+    match Weekdays::parse(&list) {
+        Ok(days) => Some(days),
+        Err(e) => {
+            let key = match e.item {
+                Some(i) => format!("{}[{i}]", s.key_path("days")),
+                None => s.key_path("days"),
+            };
+            p.push(key, Some(e.value), e.expected);
+            None
+        }
+    }
 }
 
 /// A time as written in the config: absolute (RFC 3339) or a local time of day.

@@ -27,8 +27,11 @@ use crate::evidence::record::{AlarmKind, AlarmState, Kind, Record};
 use crate::evidence::retention::{self, DiskPolicy, Expired};
 use crate::evidence::store::{self, PruneReason};
 
-/// How often the job looks at the log and at the stop flag.
-const TICK: Duration = Duration::from_millis(200);
+/// The longest the job sleeps without looking at the stop flag (a job returns within about a
+/// second of it). Waking only loads the flag: the log is looked at when the store announces a
+/// change, or when a checkpoint or a disk check falls due, never on a fixed tick (issue 8: a
+/// 200 ms look at the log was most of the daemon's idle cost).
+const STOP_POLL: Duration = Duration::from_millis(250);
 /// `meta` key of the last disk check's outcome (JSON).
 pub const DISK_STATUS: &str = "evidence.disk_check";
 /// At stop: sign for at most this long while the store records the last segments…
@@ -95,6 +98,11 @@ struct Job {
     /// When the last checkpoint was signed (`None`: sign as soon as there is anything new).
     signed_at: Option<Instant>,
     next_disk_check: Instant,
+    /// When the log must be looked at even if the store announces nothing (records other
+    /// writers append are signed by `checkpoint_interval` at the latest).
+    next_look: Instant,
+    /// The store's change counter at the last look.
+    looked_at: Option<u64>,
     forecast_low: bool,
     last_error: Option<(String, Instant)>,
 }
@@ -129,6 +137,8 @@ impl Job {
             signed_seq,
             signed_at: None,
             next_disk_check: Instant::now(),
+            next_look: Instant::now(),
+            looked_at: None,
             forecast_low,
             last_error: None,
         })
@@ -149,12 +159,20 @@ impl Job {
                 break;
             }
             let mut failed = false;
-            if let Err(e) = self.maybe_checkpoint(false) {
-                handle.failing(format!("checkpoint: {e}"));
-                self.report_error("checkpoint", e);
-                failed = true;
+            let mut tried = false;
+            let version = self.ctx.changes.version();
+            if self.looked_at != Some(version) || Instant::now() >= self.next_look {
+                self.looked_at = Some(version);
+                tried = true;
+                if let Err(e) = self.maybe_checkpoint(false) {
+                    handle.failing(format!("checkpoint: {e}"));
+                    self.report_error("checkpoint", e);
+                    failed = true;
+                }
+                self.next_look = self.next_look_after(Instant::now());
             }
             if Instant::now() >= self.next_disk_check {
+                tried = true;
                 if let Err(e) = self.disk_pass() {
                     handle.failing(format!("disk check: {e}"));
                     self.report_error("disk check", e);
@@ -162,13 +180,28 @@ impl Job {
                 }
                 self.next_disk_check = Instant::now() + self.ctx.config.evidence.disk_check_interval;
             }
-            if !failed {
+            if tried && !failed {
                 self.recovered(handle);
             }
-            let seen = self.ctx.changes.version();
-            self.ctx.changes.wait(seen, TICK);
+            // Sleep until the store announces a change, the next deadline, or the next look at
+            // the stop flag, whichever comes first.
+            let due = self.next_look.min(self.next_disk_check);
+            let timeout = due.saturating_duration_since(Instant::now()).min(STOP_POLL);
+            self.ctx.changes.wait(version, timeout);
         }
         tracing::info!(seq = self.signed_seq, "evidence: job stopped");
+    }
+
+    /// When the log must next be looked at without a change from the store: when the last
+    /// checkpoint is `checkpoint_interval` old (then anything unsigned is due), else a whole
+    /// interval from now (nothing was new at this look). An unusable key is retried on the
+    /// same schedule.
+    fn next_look_after(&self, now: Instant) -> Instant {
+        let interval = self.ctx.config.evidence.checkpoint_interval;
+        match self.signed_at {
+            Some(t) if t + interval > now => t + interval,
+            _ => now + interval,
+        }
     }
 
     /// At stop, the cameras close their open segments and the store records them: sign what

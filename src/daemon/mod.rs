@@ -180,6 +180,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     drop(env); // the store stops once the cameras have dropped their senders
 
+    let ctx_changes = changes.clone();
     let ctx = JobContext {
         config: config.clone(),
         changes,
@@ -207,6 +208,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     let deadline = Instant::now() + STOP_BUDGET;
     stop.store(true, Ordering::SeqCst);
+    // Jobs waiting for a change wake at once and see the stop flag.
+    ctx_changes.notify();
     join_until(cameras, deadline, "camera");
     join_until(vec![store_thread], deadline, "store");
     join_until(jobs, deadline, "job");

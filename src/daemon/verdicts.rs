@@ -34,9 +34,18 @@ use crate::evidence::log::{self, LogError};
 use crate::evidence::record::{ClassHour, HourHole, Record};
 use crate::media::index::{self, Entry, SegmentState};
 
-/// How often the judge looks again when nothing changed: at-risk and fail moments come from
-/// the clock alone, and must be written within 2 s of becoming true.
+/// How soon the judge steps again after a failed evaluation. (At-risk and fail moments come
+/// from the clock alone and must be written within 2 s of becoming true: the judge predicts
+/// them, see [`Judge::next_look_us`], instead of looking on a tick; issue 8.)
 pub const TICK: Duration = Duration::from_millis(250);
+/// The longest the job sleeps without looking at the stop flag and the wall clock (a job
+/// returns within about a second of the flag; a clock step is noticed this late at most).
+const STOP_POLL: Duration = Duration::from_millis(250);
+/// How far ahead [`Judge::next_look_us`] looks for the next class hour.
+const LOOK_AHEAD_US: i64 = 86_400_000_000;
+/// While a class hour runs, the judge steps at least this often even when it predicts no
+/// change (a margin on the prediction; each step reads the index, about 0.4 ms).
+const LIVE_RECHECK: Duration = Duration::from_secs(10);
 /// How far back a restarted judge still writes missing final verdicts.
 pub const CATCH_UP: Duration = Duration::from_secs(7 * 86_400);
 /// Added to the cameras' largest stall timeout before a final verdict is written.
@@ -335,10 +344,85 @@ impl Judge {
         Ok(written)
     }
 
+    /// When the judge must step again if the store announces no change (µs): for a class hour
+    /// still running, the first moment its verdict changes with the clock alone (found by
+    /// bisection on the rows read once now: with the rows fixed, a verdict never returns to a
+    /// value it left, see `compliance::engine`), but at most [`LIVE_RECHECK`] ahead; for an
+    /// hour that ended, when its final verdict is due; else when the next class hour starts
+    /// (at most a day ahead). Reads the index once per running class hour.
+    pub fn next_look_us(&self, conn: &Connection, now_us: i64) -> rusqlite::Result<i64> {
+        let config = &self.config;
+        let tz = config.device.timezone;
+        let tolerance = config.rules.profile.continuity_tolerance.as_micros() as i64;
+        let oldest = self.since_us.max(now_us - CATCH_UP.as_micros() as i64);
+        let horizon = now_us + LOOK_AHEAD_US;
+        let mut next = horizon;
+        for session in &config.sessions {
+            for occ in session.occurrences_between(oldest, horizon, tz) {
+                let settle = settle(config, &occ).as_micros() as i64;
+                let rule = occ.session.rule(&config.rules);
+                for hour in &occ.hours {
+                    let key = (occ.name.clone(), hour.index);
+                    if hour.end_us <= self.since_us
+                        || hour.end_us + settle < oldest
+                        || self.has(&key, EventKind::Final)
+                    {
+                        continue;
+                    }
+                    let at = if hour.start_us > now_us {
+                        hour.start_us
+                    } else if hour.end_us > now_us {
+                        let rows = occ
+                            .session
+                            .cameras
+                            .iter()
+                            .map(|c| {
+                                let from = Some(hour.start_us - LOOKBACK_US);
+                                Ok((c, index::timeline(conn, Some(c), from, Some(hour.end_us))?))
+                            })
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        let verdict_at = |t: i64| {
+                            let timelines: Vec<CameraTimeline> =
+                                rows.iter().map(|(c, r)| to_timeline(c, r, t)).collect();
+                            judge_hour(hour, &rule, tolerance, &timelines, t).verdict
+                        };
+                        let first_change = first_change_us(verdict_at, now_us, hour.end_us);
+                        first_change.min(now_us + LIVE_RECHECK.as_micros() as i64)
+                    } else {
+                        hour.end_us + settle
+                    };
+                    next = next.min(at);
+                }
+            }
+        }
+        Ok(next)
+    }
+
     fn forget_old(&mut self, now_us: i64) {
         let horizon = now_us - CATCH_UP.as_micros() as i64 - 86_400_000_000;
         self.written.retain(|_, (end, _)| *end >= horizon);
     }
+}
+
+/// The first moment in `(now, end]` (to the millisecond, rounded up) at which `verdict_at`
+/// differs from its value at `now`; `end` if it does not before. Bisection, valid because a
+/// verdict with the rows fixed never returns to a value it left.
+fn first_change_us(verdict_at: impl Fn(i64) -> Verdict, now_us: i64, end_us: i64) -> i64 {
+    let v0 = verdict_at(now_us);
+    if matches!(v0, Verdict::Pass | Verdict::Fail) {
+        // Decided: nothing changes before the end (the final verdict is due after it).
+        return end_us;
+    }
+    let (mut lo, mut hi) = (now_us, end_us);
+    while hi - lo > 1000 {
+        let mid = lo + (hi - lo) / 2;
+        if verdict_at(mid) == v0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 /// The end of the class hour an event was written for (for forgetting it later).
@@ -447,28 +531,46 @@ fn run(ctx: &JobContext, job: &JobHandle) {
         since = %rfc3339_us(judge.since_us(), ctx.config.device.timezone),
         "verdicts: judging class hours"
     );
-    job.running();
-    let mut seen = ctx.changes.version();
+    // Steps when the store announces a change or when `next_look_us` says the clock alone may
+    // have made something due; in between it only looks at the stop flag.
+    let mut judged: Option<u64> = None;
+    let mut next_us = i64::MIN;
     let mut failing = false;
+    job.running();
     while !ctx.stopping() {
         job.beat();
-        match judge.step(&mut conn, now_us()) {
-            Ok(_) => {
-                if failing {
-                    info!("verdicts: evaluation works again");
-                    job.running();
+        let version = ctx.changes.version();
+        let now = now_us();
+        if judged != Some(version) || now >= next_us {
+            judged = Some(version);
+            match judge.step(&mut conn, now) {
+                Ok(written) => {
+                    if failing {
+                        info!("verdicts: evaluation works again");
+                        job.running();
+                    }
+                    failing = false;
+                    next_us = judge
+                        .next_look_us(&conn, now)
+                        .unwrap_or(now + TICK.as_micros() as i64);
+                    if !written.is_empty() {
+                        // New records for the evidence job to sign (it waits on changes too).
+                        ctx.changes.notify();
+                    }
                 }
-                failing = false;
-            }
-            Err(e) => {
-                if !failing {
-                    warn!(error = %e, "verdicts: evaluation failed, retrying");
-                    job.failing(format!("evaluation failed: {e}"));
+                Err(e) => {
+                    if !failing {
+                        warn!(error = %e, "verdicts: evaluation failed, retrying");
+                        job.failing(format!("evaluation failed: {e}"));
+                    }
+                    failing = true;
+                    next_us = now + TICK.as_micros() as i64;
                 }
-                failing = true;
             }
         }
-        seen = ctx.changes.wait(seen, TICK);
+        let wait_us = next_us.saturating_sub(now_us()).max(0) as u64;
+        ctx.changes
+            .wait(version, Duration::from_micros(wait_us).min(STOP_POLL));
     }
 }
 

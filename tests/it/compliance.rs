@@ -310,6 +310,147 @@ fn report_refuses_unknown_sessions_and_bad_dates() {
     }
 }
 
+/// `days = [mon … fri]` (issue 8): 2026-11-22 is a Sunday. No occurrence that day: not
+/// judged, not reported, and the judge as the daemon runs it writes nothing for it; the next
+/// day (Monday) is judged as usual, and a session without `days` is judged on Sunday too.
+#[test]
+fn a_weekday_session_is_judged_and_reported_only_on_its_days() {
+    let scene = Scene::new();
+    let cfg = scene.config(&format!(
+        "{RULES}{SESSION_S1}
+[[session]]
+id = \"weekdays\"
+class_id = \"c2\"
+kind = \"theory\"
+cameras = [\"front\"]
+start = \"10:00\"
+class_hours = 2
+class_hour = \"60s\"
+break = \"0s\"
+days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]
+
+[[session]]
+id = \"every\"
+class_id = \"c3\"
+kind = \"theory\"
+cameras = [\"front\"]
+start = \"10:00\"
+class_hours = 2
+class_hour = \"60s\"
+break = \"0s\"
+"
+    ));
+    let mut ix = Index::open(&scene);
+    ix.run("a", -5.0, 130.0);
+
+    // Asked for by id and date, or by occurrence name: said, exit 0, nothing judged.
+    for args in [
+        vec!["--session", "weekdays", "--date", "2026-11-22"],
+        vec!["--session", "weekdays@2026-11-22"],
+    ] {
+        let (code, out, err) = report(&cfg, &args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        assert!(
+            out.contains(
+                "session \"weekdays\" has no occurrence on 2026-11-22 (a Sunday): it happens on mon, tue, wed, thu, fri only"
+            ),
+            "{args:?}: {out}{err}"
+        );
+        assert!(!out.contains("summary"), "{out}");
+    }
+    let (code, out, err) = report(&cfg, &["--session", "weekdays", "--date", "2026-11-22", "--json"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.contains("no occurrence on 2026-11-22"), "{err}");
+    // The day's report lists the other sessions only.
+    let at = ["--at", "2026-11-22T12:00:00+08:00"];
+    let (_, out, err) = report(&cfg, &[&["--date", "2026-11-22", "--json"][..], &at].concat());
+    let names: Vec<String> = json_lines(&out)
+        .iter()
+        .map(|r| r["session"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["s1", "every@2026-11-22"], "{err}");
+    // Monday is judged (nothing was recorded then: both hours fail).
+    let (code, out, err) = report(
+        &cfg,
+        &[
+            "--session",
+            "weekdays",
+            "--date",
+            "2026-11-23",
+            "--json",
+            "--at",
+            "2026-11-23T12:00:00+08:00",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["session"], "weekdays@2026-11-23");
+    assert_eq!(r["summary"]["fail"], 2);
+
+    // The live judge from Sunday 09:59 to Monday 10:05: events for every@… on both days, for
+    // weekdays@2026-11-23, and none for weekdays@2026-11-22.
+    let config = Arc::new(Config::load(&cfg).unwrap());
+    let mut conn = db::open(&scene.data_dir()).unwrap();
+    let mut judge = Judge::new(&conn, config, t(-60.0)).unwrap();
+    let day = 86_400.0;
+    for now in [
+        15.0,
+        66.0,
+        126.0,
+        200.0,
+        day + 15.0,
+        day + 66.0,
+        day + 126.0,
+        day + 300.0,
+    ] {
+        judge.step(&mut conn, t(now)).unwrap();
+    }
+    drop(conn);
+    let out = classproof(&[
+        "events",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+        "--type",
+        "class_hour_final",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut finals: Vec<String> = json_lines(&String::from_utf8_lossy(&out.stdout))
+        .iter()
+        .map(|e| format!("{} {}", e["session"].as_str().unwrap(), e["class_hour"]))
+        .collect();
+    finals.sort();
+    assert_eq!(
+        finals,
+        [
+            "every@2026-11-22 1",
+            "every@2026-11-22 2",
+            "every@2026-11-23 1",
+            "every@2026-11-23 2",
+            "s1 1",
+            "s1 2",
+            "s1 3",
+            "weekdays@2026-11-23 1",
+            "weekdays@2026-11-23 2",
+        ]
+    );
+    let out = classproof(&["events", "--config", cfg.to_str().unwrap(), "--json"]);
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(!all.contains("weekdays@2026-11-22"), "{all}");
+
+    // A bad list is refused naming the key.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let bad = scene.path().join("bad.toml");
+    std::fs::write(&bad, text.replace("\"wed\", \"thu\"", "\"wed\", \"thursday\"")).unwrap();
+    let out = classproof(&["check-config", "--config", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("session[1].days[3] = \"thursday\": expected a day of the week: mon | tue | wed | thu | fri | sat | sun"),
+        "{err}"
+    );
+}
+
 #[test]
 fn report_without_a_database_judges_on_nothing() {
     let scene = Scene::new();

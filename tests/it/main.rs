@@ -7,4 +7,5 @@ mod evidence;
 mod faults;
 mod recording;
 mod support;
+mod test_camera;
 mod vision;

@@ -69,39 +69,47 @@ pub struct RtspServer {
     pub port: u16,
     codec: String,
     file: Option<PathBuf>,
+    /// Extra arguments of tests/support/rtsp_server.py (e.g. `--overlay`).
+    extra: Vec<String>,
     child: Option<Child>,
 }
+
+/// How long a test camera may take to say READY (its pre-roll included).
+const CAMERA_START: Duration = Duration::from_secs(20);
 
 impl RtspServer {
     /// A live generated stream: `codec` is "h264" or "h265"; 25 fps, a keyframe every second.
     pub fn start(codec: &str) -> RtspServer {
-        let mut s = RtspServer {
-            port: free_port(),
-            codec: codec.to_string(),
-            file: None,
-            child: None,
-        };
-        s.spawn();
-        s
+        Self::start_with(codec, None, &[]).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Replays an MP4 (H.264) file.
     pub fn start_file(file: &Path) -> RtspServer {
+        Self::start_with("h264", Some(file), &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a camera with extra arguments of tests/support/rtsp_server.py; `Err` carries
+    /// what the server printed on stderr when it could not start its pipeline (it checks the
+    /// pipeline before it listens, so this comes at once).
+    pub fn start_with(codec: &str, file: Option<&Path>, extra: &[&str]) -> Result<RtspServer, String> {
         let mut s = RtspServer {
             port: free_port(),
-            codec: "h264".into(),
-            file: Some(file.to_path_buf()),
+            codec: codec.to_string(),
+            file: file.map(Path::to_path_buf),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
-        s.spawn();
-        s
+        s.spawn()?;
+        Ok(s)
     }
 
     pub fn url(&self) -> String {
         format!("rtsp://127.0.0.1:{}/cam", self.port)
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server and waits for its READY line; `Err` with its stderr (GStreamer's own
+    /// error) when it exits first.
+    fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.arg(repo().join("tests/support/rtsp_server.py")).args([
             "--port",
@@ -112,19 +120,52 @@ impl RtspServer {
         if let Some(f) = &self.file {
             cmd.arg("--file").arg(f);
         }
+        cmd.args(&self.extra);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("start tests/support/rtsp_server.py (needs python3-gi and gst-rtsp-server)");
+            .map_err(|e| {
+                format!(
+                    "cannot start tests/support/rtsp_server.py with /usr/bin/python3: {e} \
+                     (deploy/setup.sh installs python3-gi and gst-rtsp-server)"
+                )
+            })?;
+        // stderr: passed on to the test's own stderr line by line, and kept for the error.
+        let stderr_text = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let keep = stderr_text.clone();
+        let stderr_done = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("rtsp_server: {line}");
+                let mut t = keep.lock().unwrap();
+                t.push_str(&line);
+                t.push('\n');
+            }
+        });
+        // stdout: the READY line, or end of file when the server exits.
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read READY line");
-        assert!(line.starts_with("READY"), "RTSP server did not start: {line:?}");
-        self.child = Some(child);
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(CAMERA_START).unwrap_or_default();
+        if line.starts_with("READY") {
+            self.child = Some(child);
+            return Ok(());
+        }
+        let _ = child.kill();
+        let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+        let _ = stderr_done.join();
+        let stderr = stderr_text.lock().unwrap().clone();
+        Err(if line.is_empty() && stderr.is_empty() {
+            format!("the test camera did not say READY within {CAMERA_START:?} ({status})")
+        } else {
+            format!("the test camera did not start ({status}): {line}{stderr}")
+        })
     }
 
     /// Kills the server (SIGKILL): the camera disappears.
@@ -147,7 +188,9 @@ impl RtspServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.spawn();
+        if let Err(e) = self.spawn() {
+            panic!("{e}");
+        }
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, no packets flow.

@@ -386,3 +386,157 @@ fn occurrence_names() {
     );
     assert_eq!(parse_occurrence_name("demo@22.11."), None);
 }
+
+fn weekday_session(days: &str) -> String {
+    format!(
+        r#"
+[[session]]
+id = "w"
+class_id = "c1"
+kind = "theory"
+cameras = ["front"]
+start = "23:30"
+class_hours = 2
+{days}
+"#
+    )
+}
+
+#[test]
+fn weekdays_parse_as_a_table() {
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let ok: &[(&[&str], &[&str])] = &[
+        (
+            &["mon", "tue", "wed", "thu", "fri"],
+            &["mon", "tue", "wed", "thu", "fri"],
+        ),
+        (&["sun"], &["sun"]),
+        // Written in any order, kept Monday first.
+        (&["sat", "mon"], &["mon", "sat"]),
+        (&Weekdays::NAMES, &Weekdays::NAMES),
+    ];
+    for (list, want) in ok {
+        let d = Weekdays::parse(&names(list)).unwrap_or_else(|e| panic!("{list:?}: {e:?}"));
+        assert_eq!(d.names(), *want, "{list:?}");
+    }
+    assert!(Weekdays::parse(&names(&Weekdays::NAMES)).unwrap().is_every_day());
+    assert!(Weekdays::default().is_every_day());
+    let bad: &[(&[&str], Option<usize>, &str)] = &[
+        (&[], None, "at least one day"),
+        (
+            &["mon", "Tue"],
+            Some(1),
+            "a day of the week: mon | tue | wed | thu | fri | sat | sun",
+        ),
+        (&["monday"], Some(0), "a day of the week"),
+        (&["fri", "mon", "fri"], Some(2), "each day once"),
+    ];
+    for (list, item, expected) in bad {
+        let e = Weekdays::parse(&names(list)).expect_err(&format!("{list:?}"));
+        assert_eq!(e.item, *item, "{list:?}");
+        assert!(e.expected.contains(expected), "{list:?}: {e:?}");
+    }
+}
+
+#[test]
+fn a_weekday_session_has_occurrences_only_on_its_days() {
+    let c = parse(&weekday_session(r#"days = ["mon", "tue", "wed", "thu", "fri"]"#)).unwrap();
+    let s = &c.sessions[0];
+    assert_eq!(s.days.names(), ["mon", "tue", "wed", "thu", "fri"]);
+    assert!(
+        s.summary().contains("on mon,tue,wed,thu,fri from 23:30"),
+        "{}",
+        s.summary()
+    );
+    // 2026-11-20 is a Friday, 11-21 a Saturday, 11-22 a Sunday, 11-23 a Monday.
+    let table = [
+        ("2026-11-20", true),
+        ("2026-11-21", false),
+        ("2026-11-22", false),
+        ("2026-11-23", true),
+        ("2026-11-24", true),
+    ];
+    for (day, happens) in table {
+        assert_eq!(s.happens_on(date(day)), happens, "{day}");
+        assert_eq!(
+            s.occurrence(Some(date(day)), Shanghai).is_some(),
+            happens,
+            "{day}"
+        );
+        assert_eq!(s.occurrence_on(date(day), Shanghai).is_some(), happens, "{day}");
+        assert_eq!(session_span(&c, "w", Some(date(day))).is_some(), happens, "{day}");
+        assert_eq!(
+            session_span(&c, &format!("w@{day}"), None).is_some(),
+            happens,
+            "{day}"
+        );
+    }
+    // Friday 00:00 to Tuesday 00:00: Thursday's (still running after midnight), Friday's and
+    // Monday's occurrences; the one of Friday runs into Saturday (it belongs to the day it
+    // starts on), and Saturday and Sunday have none.
+    let from = date("2026-11-20").and_hms_opt(0, 0, 0).unwrap();
+    let from_us = Shanghai.from_local_datetime(&from).unwrap().timestamp_micros();
+    let to_us = from_us + 4 * 86_400_000_000;
+    let names: Vec<String> = s
+        .occurrences_between(from_us, to_us, Shanghai)
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, ["w@2026-11-19", "w@2026-11-20", "w@2026-11-23"]);
+    let fri = s.occurrence(Some(date("2026-11-20")), Shanghai).unwrap();
+    assert_eq!(times(&fri)[1].1, "2026-11-21T01:10:00+08:00");
+    // At Saturday 00:30, Friday's occurrence is the one running.
+    let sat = fri.hours[1].start_us + 60_000_000;
+    let running = s.occurrences_between(sat, sat + 1, Shanghai);
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].name, "w@2026-11-20");
+}
+
+#[test]
+fn without_days_a_daily_session_happens_every_day() {
+    let c = parse(&weekday_session("")).unwrap();
+    let s = &c.sessions[0];
+    assert!(s.days.is_every_day());
+    for day in ["2026-11-21", "2026-11-22", "2026-11-23"] {
+        assert!(s.occurrence(Some(date(day)), Shanghai).is_some(), "{day}");
+    }
+    assert!(s.summary().contains("daily from 23:30"), "{}", s.summary());
+}
+
+#[test]
+fn bad_days_name_the_key_and_what_was_expected() {
+    let table = [
+        (
+            r#"days = []"#,
+            "session[0].days = []: expected at least one day, e.g. [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]",
+        ),
+        (
+            r#"days = ["mon", "tues"]"#,
+            "session[0].days[1] = \"tues\": expected a day of the week: mon | tue | wed | thu | fri | sat | sun",
+        ),
+        (
+            r#"days = ["mon", "tue", "mon"]"#,
+            "session[0].days[2] = \"mon\": expected each day once",
+        ),
+        (
+            r#"days = "mon-fri""#,
+            "session[0].days = \"mon-fri\": expected a list of days of the week (mon | tue | wed | thu | fri | sat | sun)",
+        ),
+        (
+            r#"days = [1, 2]"#,
+            "session[0].days = [1, 2]: expected a list of days of the week",
+        ),
+    ];
+    for (days, want) in table {
+        let ps = problems(&weekday_session(days));
+        assert_eq!(ps.len(), 1, "{days}: {ps:#?}");
+        assert!(ps[0].starts_with(want), "{days}: {ps:#?}");
+    }
+    // A one-off session happens once: `days` makes no sense there.
+    let ps = problems(&ONE_OFF.replace("break = \"0s\"", "break = \"0s\"\ndays = [\"mon\"]"));
+    assert_eq!(ps.len(), 1, "{ps:#?}");
+    assert!(
+        ps[0].starts_with("session[0].days = [\"mon\"]: expected `days` only on a daily session"),
+        "{ps:#?}"
+    );
+}

@@ -289,3 +289,68 @@ fn the_typed_class_hour_payload_is_the_untyped_one() {
     }
     assert_eq!(n, 3);
 }
+
+/// What the job waits for between steps (issue 8): the next hour's start; while an hour runs,
+/// the moment its verdict changes with the clock alone (at most LIVE_RECHECK ahead); an hour's
+/// final verdict once it ended; nothing once every final is written.
+#[test]
+fn the_judge_sleeps_until_the_clock_can_make_something_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut conn = db::open(dir.path()).unwrap();
+    let mut j = Judge::new(&conn, config, t(-30.0)).unwrap();
+    let next = |j: &Judge, conn: &Connection, now: f64| j.next_look_us(conn, t(now)).unwrap();
+    let recheck = LIVE_RECHECK.as_micros() as i64;
+    // Before the session: its first class hour's start.
+    assert_eq!(next(&j, &conn, -30.0), t(0.0));
+    // Nothing recorded: hour 1 is pending until 45 s (end − the 15 s run), then at risk.
+    assert_eq!(next(&j, &conn, 10.0), t(10.0) + recheck);
+    let at_risk = next(&j, &conn, 40.0);
+    assert!((t(45.0)..=t(45.001)).contains(&at_risk), "{}", at_risk - t(45.0));
+    assert_eq!(
+        step(&mut j, &mut conn, 45.0),
+        [(EventKind::AtRisk, 1, Verdict::AtRisk)]
+    );
+    // At risk, then failed just after 45 s: the prediction matches what the step then writes.
+    let fail = next(&j, &conn, 45.0);
+    assert!((t(45.0)..=t(45.001)).contains(&fail), "{}", fail - t(45.0));
+    assert_eq!(
+        step(&mut j, &mut conn, 45.001),
+        [(EventKind::Fail, 1, Verdict::Fail)]
+    );
+    // Recording from 50 s on: hour 2 (60–120 s) passes at 75 s, hour 1 is decided (its final
+    // at 66 s).
+    open_segment(&mut conn, "a", 0, 50.0);
+    assert_eq!(next(&j, &conn, 50.0), t(60.0));
+    assert_eq!(next(&j, &conn, 62.0), t(66.0));
+    step(&mut j, &mut conn, 66.0);
+    let pass = next(&j, &conn, 70.0);
+    assert!((t(75.0)..=t(75.001)).contains(&pass), "{}", pass - t(75.0));
+    assert_eq!(
+        step(&mut j, &mut conn, 75.001),
+        [(EventKind::Pass, 2, Verdict::Pass)]
+    );
+    // Hour 2 ended: its final at 126 s comes before hour 3 could change.
+    assert_eq!(next(&j, &conn, 120.5), t(126.0));
+    step(&mut j, &mut conn, 126.0);
+    // Hour 3 (120–180 s) passes at 135 s; its final at 186 s.
+    step(&mut j, &mut conn, 135.001);
+    assert_eq!(next(&j, &conn, 181.0), t(186.0));
+    step(&mut j, &mut conn, 186.0);
+    // Every final written: nothing due within the look-ahead.
+    assert_eq!(next(&j, &conn, 186.0), t(186.0) + LOOK_AHEAD_US);
+}
+
+#[test]
+fn first_change_bisects_to_the_millisecond() {
+    let at = |x: i64| move |t: i64| if t >= x { Verdict::AtRisk } else { Verdict::Pending };
+    assert_eq!(
+        first_change_us(at(45_000_000), 0, 60_000_000).div_euclid(1000),
+        45_000
+    );
+    assert!(first_change_us(at(45_000_000), 0, 60_000_000) >= 45_000_000);
+    // No change before the end: the end.
+    assert_eq!(first_change_us(at(i64::MAX), 0, 60_000_000), 60_000_000);
+    // Decided verdicts do not change before the end.
+    assert_eq!(first_change_us(|_| Verdict::Pass, 5, 60_000_000), 60_000_000);
+}
