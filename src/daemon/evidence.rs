@@ -104,6 +104,8 @@ struct Job {
     /// The store's change counter at the last look.
     looked_at: Option<u64>,
     forecast_low: bool,
+    /// The `disk_full` alarm state the log last recorded (the flag itself is `ctx.disk_full`).
+    disk_full_recorded: bool,
     last_error: Option<(String, Instant)>,
 }
 
@@ -140,6 +142,7 @@ impl Job {
             next_look: Instant::now(),
             looked_at: None,
             forecast_low,
+            disk_full_recorded: disk_full,
             last_error: None,
         })
     }
@@ -344,9 +347,11 @@ impl Job {
         }
 
         let full = retention::is_full(view.available, reserve);
-        let was_full = self.ctx.disk_full.load(Ordering::SeqCst);
-        if full != was_full {
-            self.ctx.disk_full.store(full, Ordering::SeqCst);
+        // The cameras obey the disk at once (R6), even when the alarm cannot be written (the
+        // database is on the full disk); the alarm state moves only once its record committed,
+        // so a failed write is tried again at the next check.
+        self.ctx.disk_full.store(full, Ordering::SeqCst);
+        if full != self.disk_full_recorded {
             self.alarm(
                 AlarmKind::DiskFull {
                     available_bytes: view.available,
@@ -356,6 +361,7 @@ impl Job {
                 },
                 AlarmState::raised(full),
             )?;
+            self.disk_full_recorded = full;
             if full {
                 tracing::error!(
                     available = %show_size(view.available),
@@ -379,7 +385,6 @@ impl Job {
         let days_left = forecast.and_then(|f| f.days_left);
         let low = cfg.alarm_days > 0 && days_left.is_some_and(|d| d < f64::from(cfg.alarm_days));
         if low != self.forecast_low {
-            self.forecast_low = low;
             self.alarm(
                 AlarmKind::DiskForecast {
                     days_left,
@@ -390,6 +395,7 @@ impl Job {
                 },
                 AlarmState::raised(low),
             )?;
+            self.forecast_low = low;
             if low {
                 tracing::warn!(
                     days_left = format!("{:.1}", days_left.unwrap_or_default()),
