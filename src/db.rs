@@ -229,12 +229,29 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<usize, DbError> {
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    // The busy timeout first: switching to WAL needs a lock that another job opening the
+    // database at the same moment (and migrating it) may hold.
+    conn.busy_timeout(Duration::from_secs(10))?;
     // WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it
     // returns, which is what "durable before acknowledged" means for the evidence log.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // Changing the journal mode can answer SQLITE_BUSY without calling the busy handler (while
+    // another connection creates the database): retried here for as long as the timeout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => break other?,
+        }
+    }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(Duration::from_secs(10))?;
     Ok(())
 }
 
