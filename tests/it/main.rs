@@ -7,4 +7,5 @@ mod evidence;
 mod faults;
 mod recording;
 mod support;
+mod sync;
 mod vision;
