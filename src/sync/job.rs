@@ -39,6 +39,8 @@ use crate::db;
 
 /// Publishes awaiting their PUBACK at most.
 pub const WINDOW: usize = 100;
+/// Records read from the database at a time.
+const READ_BATCH: i64 = 1000;
 /// The cursor is written at most this often while acknowledgements come in.
 pub const CURSOR_EVERY: Duration = Duration::from_millis(200);
 /// The job looks at the stop flag, the status interval and the backlog this often.
@@ -94,6 +96,60 @@ struct Failure {
     reason: String,
     /// It had been connected (the back-off starts again from the first retry).
     was_connected: bool,
+    /// The box's own database failed, not the connection: a job failure for the
+    /// supervisor (logged, a `job_failed` alarm, restarted), not an `upstream` alarm.
+    local: bool,
+}
+
+/// Records and checkpoints read ahead of the window, so that the database is read in
+/// batches of [`READ_BATCH`] while publishes go out one per PUBACK.
+struct Feed {
+    records: VecDeque<source::Entry>,
+    checkpoints: VecDeque<source::CheckpointRow>,
+    /// Last record and checkpoint read from the database.
+    read_seq: i64,
+    read_cp: i64,
+    /// Last record queued for publishing.
+    sent_seq: i64,
+    /// The last read found nothing more (until the next poke).
+    exhausted: bool,
+}
+
+impl Feed {
+    fn new(seq: i64, cp: i64) -> Feed {
+        Feed {
+            records: VecDeque::new(),
+            checkpoints: VecDeque::new(),
+            read_seq: seq,
+            read_cp: cp,
+            sent_seq: seq,
+            exhausted: false,
+        }
+    }
+
+    /// New records or checkpoints may have been committed.
+    fn poke(&mut self) {
+        self.exhausted = false;
+    }
+
+    fn caught_up(&self) -> bool {
+        self.exhausted && self.records.is_empty()
+    }
+
+    fn read(&mut self, conn: &Connection) -> Result<(), JobError> {
+        let got = source::records_after(conn, self.read_seq, READ_BATCH)?;
+        self.exhausted = (got.len() as i64) < READ_BATCH;
+        if let Some(last) = got.last() {
+            self.read_seq = last.seq;
+        }
+        self.records.extend(got);
+        let cps = source::checkpoints_after(conn, self.read_cp, 1000)?;
+        if let Some(last) = cps.last() {
+            self.read_cp = last.id;
+        }
+        self.checkpoints.extend(cps);
+        Ok(())
+    }
 }
 
 /// One publish awaiting its PUBACK.
@@ -162,6 +218,10 @@ impl Sync {
         while !handle.stopping() {
             let failure = match self.session(handle, wake).await {
                 Ok(()) => break,
+                Err(f) if f.local => {
+                    let _ = self.store_cursor(true);
+                    return Err(f.reason.into());
+                }
                 Err(f) => f,
             };
             if failure.was_connected {
@@ -276,10 +336,14 @@ impl Sync {
         let fail = |reason: String| Failure {
             reason,
             was_connected: false,
+            local: false,
         };
         let connected_us = Utc::now().timestamp_micros();
         let opts = self.options(connected_us).map_err(fail)?;
         let (client, mut events) = AsyncClient::new(opts, 2 * WINDOW + 8);
+        let mut net = events.network_options();
+        net.set_tcp_nodelay(true);
+        events.set_network_options(net);
         let deadline = Instant::now() + self.cfg.keepalive.max(Duration::from_secs(10));
         loop {
             let polled = tokio::time::timeout(TICK, events.poll()).await;
@@ -298,16 +362,15 @@ impl Sync {
             handle.beat();
         }
         let db = |e: &dyn std::fmt::Display| Failure {
-            reason: format!("database: {e}"),
+            reason: format!("sync: database: {e}"),
             was_connected: true,
+            local: true,
         };
         self.connected(handle).map_err(|e| db(&e))?;
 
         // Everything not acknowledged is sent again, from the cursor.
         let mut pending: VecDeque<Pending> = VecDeque::new();
-        let mut next_seq = self.acked_seq;
-        let mut next_cp = self.acked_cp;
-        let mut more = true;
+        let mut feed = Feed::new(self.acked_seq, self.acked_cp);
         let mut status_due = Instant::now();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -320,14 +383,19 @@ impl Sync {
                     Item::Status,
                     &self.topics.status,
                     true,
-                    status,
+                    status.to_string(),
                 )?;
                 status_due = Instant::now() + self.cfg.status_interval;
             }
-            if more && pending.len() < WINDOW {
-                more = self
-                    .fill(&client, &mut pending, &mut next_seq, &mut next_cp)
-                    .map_err(|e| db(&e))?;
+            // One publish per PUBACK keeps data flowing both ways: a sender that waits to
+            // top up a batch waits on the broker's delayed ACKs (Nagle). Reads from the
+            // database are batched in `Feed`.
+            if pending.len() < WINDOW {
+                self.fill(&client, &mut pending, &mut feed)?;
+                if feed.caught_up() && pending.is_empty() {
+                    // Caught up: the cursor is stored at once.
+                    self.store_cursor(true).map_err(|e| db(&e))?;
+                }
             }
             tokio::select! {
                 polled = events.poll() => match polled {
@@ -349,18 +417,17 @@ impl Sync {
                                 }
                             }
                         }
-                        more = true;
-                        self.store_cursor(pending.is_empty()).map_err(|e| db(&e))?;
+                        self.store_cursor(false).map_err(|e| db(&e))?;
                     }
                     Ok(_) => {}
                     Err(e) => {
                         let _ = self.store_cursor(true);
-                        return Err(Failure { reason: self.explain(&e), was_connected: true });
+                        return Err(Failure { reason: self.explain(&e), was_connected: true, local: false });
                     }
                 },
-                _ = wake.notified() => more = true,
+                _ = wake.notified() => feed.poke(),
                 _ = tick.tick() => {
-                    more = true;
+                    feed.poke();
                     handle.beat();
                     self.store_cursor(false).map_err(|e| db(&e))?;
                     self.check_backlog().map_err(|e| db(&e))?;
@@ -374,33 +441,18 @@ impl Sync {
     }
 
     /// Queues records and checkpoints after what is already queued, up to the window. A
-    /// checkpoint goes out only after the record it signs. Returns whether more may wait.
+    /// checkpoint goes out only after the record it signs.
     fn fill(
         &self,
         client: &AsyncClient,
         pending: &mut VecDeque<Pending>,
-        next_seq: &mut i64,
-        next_cp: &mut i64,
-    ) -> Result<bool, JobError> {
-        let room = WINDOW.saturating_sub(pending.len());
-        if room == 0 {
-            return Ok(true);
-        }
-        let records = source::records_after(&self.conn, *next_seq, room as i64)?;
-        let full = records.len() == room;
-        for r in &records {
-            let m = message::event(&self.device, self.tz, r);
-            self.publish(client, pending, Item::Event(r.seq), &self.topics.event, false, m)
-                .map_err(|f| f.reason)?;
-            *next_seq = r.seq;
-        }
-        let room = WINDOW.saturating_sub(pending.len());
-        let mut cps_full = false;
-        if room > 0 {
-            let cps = source::checkpoints_after(&self.conn, *next_cp, room as i64)?;
-            cps_full = cps.len() == room;
-            for c in cps.iter().take_while(|c| c.seq <= *next_seq) {
-                let m = message::checkpoint(&self.device, self.tz, c);
+        feed: &mut Feed,
+    ) -> Result<(), Failure> {
+        while pending.len() < WINDOW {
+            if let Some(c) = feed.checkpoints.front()
+                && c.seq <= feed.sent_seq
+            {
+                let m = message::checkpoint(&self.device, self.tz, c).to_string();
                 self.publish(
                     client,
                     pending,
@@ -408,12 +460,26 @@ impl Sync {
                     &self.topics.checkpoint,
                     false,
                     m,
-                )
-                .map_err(|f| f.reason)?;
-                *next_cp = c.id;
+                )?;
+                feed.checkpoints.pop_front();
+                continue;
             }
+            let Some(r) = feed.records.pop_front() else {
+                if feed.exhausted {
+                    break;
+                }
+                feed.read(&self.conn).map_err(|e| Failure {
+                    reason: format!("sync: database: {e}"),
+                    was_connected: true,
+                    local: true,
+                })?;
+                continue;
+            };
+            let m = message::event_text(&self.device, self.tz, &r);
+            self.publish(client, pending, Item::Event(r.seq), &self.topics.event, false, m)?;
+            feed.sent_seq = r.seq;
         }
-        Ok(full || cps_full)
+        Ok(())
     }
 
     fn publish(
@@ -423,13 +489,14 @@ impl Sync {
         item: Item,
         topic: &str,
         retain: bool,
-        msg: Value,
+        msg: String,
     ) -> Result<(), Failure> {
         client
-            .try_publish(topic, QoS::AtLeastOnce, retain, msg.to_string())
+            .try_publish(topic, QoS::AtLeastOnce, retain, msg)
             .map_err(|e| Failure {
                 reason: format!("cannot queue a message for {}: {e}", self.cfg.broker),
                 was_connected: true,
+                local: false,
             })?;
         pending.push_back(Pending {
             item,

@@ -50,24 +50,35 @@ pub fn event_id(device: &str, seq: i64) -> String {
 /// `fields`, so that no payload key can shadow an envelope key) and everything its hash is
 /// computed from.
 pub fn event(device: &str, tz: Tz, e: &Entry) -> Value {
-    let fields = match serde_json::from_str::<Value>(&e.payload) {
-        Ok(Value::Object(m)) => Value::Object(m),
-        _ => Value::Null,
-    };
-    json!({
-        "schema": EVENT_SCHEMA,
-        "id": event_id(device, e.seq),
-        "seq": e.seq,
-        "device": device,
-        "time": time_text(e.time_us, tz),
-        "type": e.kind,
-        "fields": fields,
-        "time_us": e.time_us,
-        "payload": e.payload,
-        "file_sha256": e.file_sha256,
-        "prev_hash": hex::encode(&e.prev_hash),
-        "hash": hex::encode(&e.hash),
-    })
+    serde_json::from_str(&event_text(device, tz, e)).unwrap_or(Value::Null)
+}
+
+/// The `event` message as sent. Written directly rather than through a `Value` (the drain
+/// of a long backlog spends its time here): the canonical payload is already the JSON of
+/// `fields`, so an object payload is embedded as it is; anything else gives `null`.
+pub fn event_text(device: &str, tz: Tz, e: &Entry) -> String {
+    use std::fmt::Write as _;
+    let is_object =
+        e.payload.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(&e.payload).is_ok();
+    let fields = if is_object { e.payload.as_str() } else { "null" };
+    let q = |s: &str| Value::from(s).to_string();
+    let mut out = String::with_capacity(2 * e.payload.len() + 400);
+    let _ = write!(
+        out,
+        "{{\"schema\":\"{EVENT_SCHEMA}\",\"id\":{},\"seq\":{},\"device\":{},\"time\":\"{}\",\"type\":{},\
+         \"fields\":{fields},\"time_us\":{},\"payload\":{},\"file_sha256\":{},\"prev_hash\":\"{}\",\"hash\":\"{}\"}}",
+        q(&event_id(device, e.seq)),
+        e.seq,
+        q(device),
+        time_text(e.time_us, tz),
+        q(&e.kind),
+        e.time_us,
+        q(&e.payload),
+        e.file_sha256.as_deref().map_or("null".to_string(), q),
+        hex::encode(&e.prev_hash),
+        hex::encode(&e.hash),
+    );
+    out
 }
 
 /// A `checkpoint` message: the signed text exactly as stored, with its parsed key facts.
@@ -187,6 +198,22 @@ mod tests {
             &GENESIS,
         );
         assert_eq!(hex::encode(h), m["hash"]);
+    }
+
+    #[test]
+    fn the_text_form_is_the_json_of_every_field() {
+        let e = entry(3, [5; 32], json!({"a": "x\"y", "b": [1, 2.5]}), None);
+        let v: Value = serde_json::from_str(&event_text("box-1", chrono_tz::Asia::Shanghai, &e)).unwrap();
+        assert_eq!(v["fields"], json!({"a": "x\"y", "b": [1, 2.5]}));
+        assert_eq!(v["payload"], e.payload);
+        assert_eq!(v["file_sha256"], Value::Null);
+        assert_eq!(v.as_object().unwrap().len(), 12);
+        let mut odd = e.clone();
+        odd.payload = "[1]".into();
+        assert_eq!(
+            event("box-1", chrono_tz::Asia::Shanghai, &odd)["fields"],
+            Value::Null
+        );
     }
 
     #[test]
