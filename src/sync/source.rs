@@ -3,10 +3,11 @@
 //! switch to typed records (`evidence::record`) touches nothing else of `sync`.
 
 use chrono::Utc;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::evidence::log::{self, LogError, NewRecord};
+use crate::evidence::store::{self, StoreError};
 
 /// One record of the log, as it was hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,25 +67,21 @@ pub fn time_of(conn: &Connection, seq: i64) -> Result<Option<i64>, LogError> {
 }
 
 /// Checkpoints with `id > after`, in signing order, at most `limit`.
-pub fn checkpoints_after(conn: &Connection, after: i64, limit: i64) -> rusqlite::Result<Vec<CheckpointRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, seq, time_us, key_fingerprint, text FROM checkpoints WHERE id > ?1 ORDER BY id LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(params![after, limit], |r| {
-        Ok(CheckpointRow {
-            id: r.get(0)?,
-            seq: r.get(1)?,
-            time_us: r.get(2)?,
-            key_fingerprint: r.get(3)?,
-            text: r.get(4)?,
+pub fn checkpoints_after(
+    conn: &Connection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<CheckpointRow>, StoreError> {
+    Ok(store::checkpoints_after_id(conn, after, limit)?
+        .into_iter()
+        .map(|(id, seq, time_us, key_fingerprint, text)| CheckpointRow {
+            id,
+            seq,
+            time_us,
+            key_fingerprint,
+            text,
         })
-    })?;
-    rows.collect()
-}
-
-/// The id of the newest checkpoint (0 if none).
-pub fn last_checkpoint_id(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT coalesce(max(id), 0) FROM checkpoints", [], |r| r.get(0))
+        .collect())
 }
 
 /// Appends one `alarm` record (`{"alarm": name, "state": "raised" | "cleared", …detail}`) in
