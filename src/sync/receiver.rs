@@ -166,3 +166,121 @@ pub fn check_event(m: &Value, prev: &[u8; 32]) -> Result<[u8; 32], String> {
     }
     Ok(h)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::checkpoint::Checkpoint;
+    use crate::evidence::key::DeviceKey;
+    use crate::sync::message;
+    use crate::sync::source::{CheckpointRow, Entry};
+    use serde_json::json;
+
+    fn stream(n: i64) -> Vec<Entry> {
+        let mut prev = GENESIS;
+        (1..=n)
+            .map(|seq| {
+                let payload = canonical_json(&json!({"n": seq, "camera": "front"}));
+                let time_us = 1_800_000_000_000_000 + seq;
+                let hash = record_hash(time_us, "segment", &payload, None, &prev);
+                let e = Entry {
+                    seq,
+                    time_us,
+                    kind: "segment".into(),
+                    payload,
+                    file_sha256: None,
+                    prev_hash: prev.to_vec(),
+                    hash: hash.to_vec(),
+                };
+                prev = hash;
+                e
+            })
+            .collect()
+    }
+
+    fn signed(key: &DeviceKey, e: &Entry) -> Value {
+        let cp = Checkpoint {
+            device: "box-1".into(),
+            seq: e.seq,
+            head: e.hash.clone().try_into().unwrap(),
+            time_us: e.time_us,
+        }
+        .sign(key);
+        message::checkpoint(
+            "box-1",
+            chrono_tz::Asia::Shanghai,
+            &CheckpointRow {
+                id: 1,
+                seq: e.seq,
+                time_us: e.time_us,
+                key_fingerprint: cp.key_fingerprint.clone(),
+                text: cp.to_text(),
+            },
+        )
+    }
+
+    fn check(events: &[Value], cp: &Value, key: &DeviceKey) -> ChainReport {
+        let mut c = ChainCheck::new();
+        for e in events {
+            c.event(e.clone());
+        }
+        c.checkpoint(cp.clone());
+        c.report(&key.public())
+    }
+
+    #[test]
+    fn an_intact_stream_with_a_resend_verifies_and_every_tampering_shows() {
+        let (key, _) = DeviceKey::generate().unwrap();
+        let entries = stream(5);
+        let tz = chrono_tz::Asia::Shanghai;
+        let mut events: Vec<Value> = entries.iter().map(|e| message::event("box-1", tz, e)).collect();
+        let cp = signed(&key, &entries[4]);
+        events.push(events[2].clone()); // a re-send after a reconnect
+        let ok = check(&events, &cp, &key);
+        assert!(ok.problems.is_empty(), "{ok:#?}");
+        assert_eq!(
+            (
+                ok.events,
+                ok.duplicates,
+                ok.verified_to,
+                ok.checkpoints_ok.clone()
+            ),
+            (5, 1, 5, vec![5])
+        );
+
+        // Edited after publication: its fields, or its payload and hash recomputed.
+        let mut edited = events.clone();
+        edited[1]["fields"]["camera"] = json!("back");
+        assert!(!check(&edited, &cp, &key).problems.is_empty());
+        let mut rehashed = entries.clone();
+        rehashed[4].payload = canonical_json(&json!({"n": 5, "camera": "back"}));
+        let h = record_hash(
+            rehashed[4].time_us,
+            "segment",
+            &rehashed[4].payload,
+            None,
+            &entries[3].hash.clone().try_into().unwrap(),
+        );
+        rehashed[4].hash = h.to_vec();
+        let ev: Vec<Value> = rehashed.iter().map(|e| message::event("box-1", tz, e)).collect();
+        let r = check(&ev, &cp, &key);
+        assert!(
+            r.problems.iter().any(|p| p.contains("signed head differs")),
+            "{r:#?}"
+        );
+
+        // A gap in seq.
+        let mut gap = events.clone();
+        gap.remove(2);
+        gap.pop();
+        let r = check(&gap, &cp, &key);
+        assert!(r.problems.iter().any(|p| p.contains("missing")), "{r:#?}");
+
+        // Another key, and a re-send that differs.
+        let (other, _) = DeviceKey::generate().unwrap();
+        assert!(!check(&events, &cp, &other).problems.is_empty());
+        let mut differing = events.clone();
+        differing[5]["time"] = json!("2000-01-01T00:00:00.000000+08:00");
+        assert!(!check(&differing, &cp, &key).problems.is_empty());
+    }
+}

@@ -20,7 +20,9 @@ use classproof::sync::{UpstreamConfig, config::parse_broker};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, Mosquitto, Pki, RtspServer, Scene, json_lines, wait_for, wait_for_job_state};
+use crate::support::{
+    Daemon, Mosquitto, Pki, RtspServer, Scene, classproof, json_lines, wait_for, wait_for_job_state,
+};
 
 const PREFIX: &str = "classproof";
 const DEVICE: &str = "test-box";
@@ -261,7 +263,8 @@ fn a_recording_through_a_broker_outage_reaches_the_platform_in_order_and_verifie
     let tls = box_tls(&scene, &pki);
     let health = scene.path().join("health.json");
     let config = scene.config(&format!(
-        "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"1s\"\n\n[evidence]\ncheckpoint_interval = \"1s\"\n\n\
+        "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"1s\"\n\n[evidence]\ncheckpoint_interval = \"1s\"\n\
+         disk_check_interval = \"1s\"\n\n\
          [daemon]\nhealth_file = \"{}\"\n\n{}",
         camera.url(),
         health.display(),
@@ -279,13 +282,22 @@ fn a_recording_through_a_broker_outage_reaches_the_platform_in_order_and_verifie
             >= 2)
             .then_some(())
     });
-    let status = platform.of("status");
-    let online = status
-        .iter()
-        .find(|s| s["state"] == "online")
-        .expect("an online status");
+    let online = wait_for(
+        "an online status with the disk forecast",
+        Duration::from_secs(20),
+        || {
+            platform
+                .of("status")
+                .into_iter()
+                .find(|s| s["state"] == "online" && s["disk"].is_object())
+        },
+    );
     assert_eq!(online["cameras"], json!(["front"]));
     assert_eq!(online["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        online["disk"]["available_bytes"].as_i64().unwrap() > 0,
+        "{online}"
+    );
 
     // The outage: recording goes on, the job says failing, records wait in the log.
     broker.stop();
@@ -336,6 +348,12 @@ fn a_recording_through_a_broker_outage_reaches_the_platform_in_order_and_verifie
     platform.assert_all_valid();
     let st = json_lines(&["sync", "status", "--json", "--config", config.to_str().unwrap()]).remove(0);
     assert_eq!(st["connected"], true, "{st}");
+    let text = classproof(&["sync", "status", "--config", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("connected to mqtts://127.0.0.1:{}", broker.port)),
+        "{text}"
+    );
     assert!(report.verified_to >= outage_end);
 
     // A clean stop leaves a retained offline.
@@ -480,4 +498,25 @@ fn a_wrong_ca_or_client_certificate_is_an_alarm_and_recovers_once_fixed() {
     assert!(report.problems.is_empty(), "{report:#?}");
     platform.assert_all_valid();
     assert!(daemon.terminate(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn without_upstream_the_box_runs_offline_and_plaintext_needs_its_key() {
+    let scene = Scene::new();
+    let config = scene.config("");
+    let out = classproof(&["check-config", "--config", config.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("upstream    none: the box runs offline (R7)"),
+        "{text}"
+    );
+    let config = scene.config("[upstream]\nurl = \"mqtt://127.0.0.1:1883\"\n");
+    let out = classproof(&["check-config", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("upstream.url") && err.contains("insecure_plaintext"),
+        "{err}"
+    );
 }
