@@ -626,6 +626,9 @@ impl Sync {
                     ""
                 }
             ),
+            _ if lower.contains("invalid peer certificate") && lower.contains("expired") => format!(
+                "TLS with {b}: the broker's certificate has expired or is not valid yet ({text}); the platform must renew it (or the box's clock is wrong)"
+            ),
             _ if lower.contains("unknownissuer") || lower.contains("invalid peer certificate") => format!(
                 "TLS with {b}: the broker's certificate is not accepted ({text}); is upstream.ca_file {ca} the CA that signed it, and is it valid now?"
             ),

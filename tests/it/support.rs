@@ -528,6 +528,50 @@ impl Pki {
         }
     }
 
+    /// A server certificate for 127.0.0.1 from the right CA that expired long ago
+    /// (`expired.pem`, with `server.key`), made with `openssl ca` and fixed dates.
+    pub fn make_expired_server(&self) {
+        let d = &self.dir;
+        std::fs::write(
+            d.join("ca.cnf"),
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+             policy = p\ndefault_md = sha256\ncopy_extensions = none\n[p]\ncommonName = supplied\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("index.txt"), "").unwrap();
+        std::fs::write(d.join("serial"), "1000\n").unwrap();
+        let out = Command::new("openssl")
+            .args([
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-in",
+                "server.csr",
+                "-out",
+                "expired.pem",
+                "-cert",
+                "ca.pem",
+                "-keyfile",
+                "ca.key",
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+                "-extfile",
+                "server.ext",
+                "-notext",
+            ])
+            .current_dir(d)
+            .output()
+            .expect("openssl ca");
+        assert!(
+            out.status.success(),
+            "openssl ca: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -567,6 +611,22 @@ impl Mosquitto {
         };
         m.restart();
         m
+    }
+
+    /// Serves another certificate of `pki` (with `server.key`) from the next start on.
+    pub fn use_cert(&self, pki: &Pki, cert: &str) {
+        let text = std::fs::read_to_string(&self.conf).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("certfile ") {
+                    format!("certfile {}", pki.file(cert).display())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&self.conf, text.join("\n") + "\n").unwrap();
     }
 
     /// Starts it again (same port, same persistence).

@@ -520,3 +520,51 @@ fn without_upstream_the_box_runs_offline_and_plaintext_needs_its_key() {
         "{err}"
     );
 }
+
+#[test]
+fn an_expired_broker_certificate_is_an_alarm_and_nothing_is_lost() {
+    let scene = Scene::new();
+    let pki = Pki::make(&scene.path().join("pki"));
+    pki.make_expired_server();
+    let mut broker = Mosquitto::start(&scene.path().join("broker"), &pki);
+    let platform = Platform::start(broker.port, &pki);
+    // The broker's certificate expires (its session with the platform persists).
+    broker.stop();
+    broker.use_cert(&pki, "expired.pem");
+    broker.restart();
+    let tls = box_tls(&scene, &pki);
+    let config = scene.config(&format!(
+        "[evidence]\ncheckpoint_interval = \"1s\"\n\n{}",
+        upstream_section(broker.port, &tls, "")
+    ));
+    let data = scene.data_dir();
+    backlog(&data, 30);
+    let mut daemon = Daemon::start(&config);
+    let raised = wait_for(
+        "an upstream alarm (expired certificate)",
+        Duration::from_secs(20),
+        || {
+            alarms(&data, "upstream")
+                .into_iter()
+                .find(|a| a["state"] == "raised")
+        },
+    );
+    let reason = raised["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("certificate has expired") && reason.contains("127.0.0.1"),
+        "{raised}"
+    );
+
+    // Renewed.
+    broker.stop();
+    broker.use_cert(&pki, "server.pem");
+    broker.restart();
+    wait_for("the upstream alarm cleared", Duration::from_secs(30), || {
+        (alarms(&data, "upstream").last()?["state"] == "cleared").then_some(())
+    });
+    let h = head(&data);
+    let report = wait_complete(&platform, &data, h, Duration::from_secs(30));
+    assert!(report.problems.is_empty(), "{report:#?}");
+    platform.assert_all_valid();
+    assert!(daemon.terminate(Duration::from_secs(10)).success());
+}
