@@ -39,6 +39,8 @@ use crate::db;
 
 /// Publishes awaiting their PUBACK at most.
 pub const WINDOW: usize = 100;
+/// How often the job looks for records that no `Changes` announced.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Records read from the database at a time.
 const READ_BATCH: i64 = 1000;
 /// The cursor is written at most this often while acknowledgements come in.
@@ -371,6 +373,7 @@ impl Sync {
         // Everything not acknowledged is sent again, from the cursor.
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut feed = Feed::new(self.acked_seq, self.acked_cp);
+        let mut last_look = Instant::now();
         let mut status_due = Instant::now();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -427,10 +430,15 @@ impl Sync {
                 },
                 _ = wake.notified() => feed.poke(),
                 _ = tick.tick() => {
-                    feed.poke();
                     handle.beat();
                     self.store_cursor(false).map_err(|e| db(&e))?;
-                    self.check_backlog().map_err(|e| db(&e))?;
+                    // Records no one announced (other jobs' alarms, verdicts) and the backlog
+                    // alarm: once a second; the store's records come through `Changes`.
+                    if last_look.elapsed() >= LOOK_EVERY {
+                        last_look = Instant::now();
+                        feed.poke();
+                        self.check_backlog().map_err(|e| db(&e))?;
+                    }
                     if handle.stopping() {
                         self.goodbye(&client, &mut events, connected_us).await;
                         return Ok(());
