@@ -66,8 +66,9 @@ if [ "$mode" != service ]; then
         # (bad); x264enc (ugly); timeoverlay (x: the Pango overlay plugins)
         gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
         gstreamer1.0-plugins-ugly gstreamer1.0-x
-        # tests: a real MQTT broker and its clients
-        mosquitto mosquitto-clients
+        # tests: a real MQTT broker and its clients; openssl makes the test PKI (CA, server and
+        # client certificates, an expired one)
+        mosquitto mosquitto-clients openssl
         # tests: unshare and mount -t tmpfs (small real file systems), mkfs.ext4 and e2fsck for
         # ext4 loop devices (a file system that turns read-only); in a minimal image too
         util-linux mount e2fsprogs

@@ -22,6 +22,7 @@ use crate::compliance::{RulesConfig, SessionConfig};
 use crate::daemon::config::DaemonConfig;
 use crate::evidence::EvidenceConfig;
 use crate::media::CameraConfig;
+use crate::sync::UpstreamConfig;
 use crate::vision::VisionConfig;
 pub use reader::{Problem, Problems, Section};
 
@@ -87,6 +88,8 @@ pub struct Config {
     pub vision: VisionConfig,
     pub evidence: EvidenceConfig,
     pub daemon: DaemonConfig,
+    /// `[upstream]`; `None`: the box runs offline (R7).
+    pub upstream: Option<UpstreamConfig>,
 }
 
 impl Config {
@@ -150,6 +153,7 @@ impl Config {
         let vision = section_or_default(&root, &mut p, "vision", VisionConfig::read);
         let evidence = section_or_default(&root, &mut p, "evidence", EvidenceConfig::read);
         let daemon = section_or_default(&root, &mut p, "daemon", DaemonConfig::read);
+        let upstream = section_or_default(&root, &mut p, "upstream", UpstreamConfig::read);
         root.finish(&mut p);
 
         match (device, p.is_empty()) {
@@ -162,6 +166,7 @@ impl Config {
                 vision,
                 evidence,
                 daemon,
+                upstream,
             }),
             _ => Err(ConfigError::Invalid {
                 file: path.to_path_buf(),
@@ -175,6 +180,9 @@ impl Config {
         let mut p = Problems::default();
         check_writable_dir(&self.device.data_dir, "device.data_dir", &mut p);
         self.vision.check_environment(&mut p);
+        if let Some(u) = &self.upstream {
+            u.check_environment(&mut p);
+        }
         for (i, cam) in self.cameras.iter().enumerate() {
             cam.check_environment(&format!("camera[{i}]"), &mut p);
         }
@@ -205,7 +213,12 @@ impl Config {
         }
         let _ = writeln!(s, "vision      {}", self.vision.summary());
         let _ = writeln!(s, "evidence    {}", self.evidence.summary());
-        let _ = write!(s, "daemon      {}", self.daemon.summary());
+        let _ = writeln!(s, "daemon      {}", self.daemon.summary());
+        let _ = write!(
+            s,
+            "upstream    {}",
+            UpstreamConfig::summary(self.upstream.as_ref())
+        );
         s
     }
 }

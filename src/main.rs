@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use classproof::cli::{self, compliance, evidence, recording, vision};
+use classproof::cli::{self, compliance, evidence, recording, sync, vision};
 
 /// classproof: the classroom evidence box for subsidised vocational training.
 #[derive(Debug, Parser)]
@@ -41,6 +41,8 @@ enum Command {
     Verify(evidence::VerifyArgs),
     /// Export a session's evidence bundle.
     Export(evidence::ExportArgs),
+    /// Upstream sync: the outbox and the broker connection.
+    Sync(sync::SyncArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Keys(a) => evidence::keys(a),
         Command::Verify(a) => evidence::verify(a),
         Command::Export(a) => evidence::export(a),
+        Command::Sync(a) => sync::sync(a),
     };
     match result {
         Ok(code) => code,

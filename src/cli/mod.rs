@@ -4,6 +4,7 @@
 pub mod compliance;
 pub mod evidence;
 pub mod recording;
+pub mod sync;
 pub mod vision;
 
 use std::path::Path;

@@ -195,6 +195,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 .map_err(DaemonError::Thread)?,
         );
     }
+    if let Some(sync) = crate::sync::job::job(ctx.clone()) {
+        jobs.push(supervisor.spawn("sync", sync).map_err(DaemonError::Thread)?);
+    } else {
+        info!("no [upstream] section: the box runs offline (R7) and keeps every record");
+    }
     jobs.push(
         supervisor
             .spawn("evidence", evidence::job(ctx))

@@ -347,6 +347,22 @@ pub enum AlarmKind {
     StoreReadOnly { detail: String },
     /// Writes to the database keep failing.
     StoreWriteFailing { detail: String },
+    /// The upstream broker cannot be reached or refuses the box (raised with the reason,
+    /// cleared once connected).
+    Upstream {
+        broker: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The oldest record not yet acknowledged by the broker is older than
+    /// `[upstream] backlog_alarm` (raised), or the backlog drained (cleared).
+    SyncBacklog {
+        records: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        oldest_us: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        broker: Option<String>,
+    },
 }
 
 /// `alarm`: an alarm raised or cleared (written on each change of state only).

@@ -319,6 +319,24 @@ pub fn last_checkpoint_seq(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM checkpoints", [], |r| r.get(0))?)
 }
 
+/// Stored checkpoints with row `id > after_id`, in signing order, at most `limit`, as
+/// `(id, seq, time_us, key_fingerprint, text)` (the upstream outbox's cursor is the row id).
+pub type CheckpointRow = (i64, i64, i64, String, String);
+
+pub fn checkpoints_after_id(
+    conn: &Connection,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<CheckpointRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, seq, time_us, key_fingerprint, text FROM checkpoints WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after_id, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A file a live (not pruned) record refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRow {

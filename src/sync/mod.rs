@@ -1,1 +1,22 @@
-//! Outbox, MQTT and HTTP upload to the provincial system (R7, R8). Not built yet.
+//! Upstream sync to the provincial platform over MQTT (R7, R8; docs/protocol.md):
+//! - [`config`]: the `upstream` section;
+//! - [`message`]: the messages, pure; their JSON Schemas are docs/schemas/;
+//! - [`source`]: the one module that reads the evidence log and checkpoints, and appends the
+//!   job's alarms;
+//! - [`outbox`]: the durable cursors and the connection state in `meta`;
+//! - [`tls`]: rustls on ring, CA pinned, mutual TLS;
+//! - [`job`]: the `sync` job under the supervisor;
+//! - [`receiver`]: the platform's chain check.
+//!
+//! Not built yet (a later issue): signed downlink commands, evidence upload, live push, and
+//! the reference receiver binary.
+
+pub mod config;
+pub mod job;
+pub mod message;
+pub mod outbox;
+pub mod receiver;
+pub mod source;
+pub mod tls;
+
+pub use config::UpstreamConfig;

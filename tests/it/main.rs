@@ -7,5 +7,6 @@ mod evidence;
 mod faults;
 mod recording;
 mod support;
+mod sync;
 mod test_camera;
 mod vision;

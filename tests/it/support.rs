@@ -502,3 +502,231 @@ pub fn fill_disk(dir: &Path) -> PathBuf {
     drop(f);
     filler
 }
+
+/// Certificates made at test time with the openssl CLI: a CA, a server certificate for
+/// 127.0.0.1, client certificates, and a second, unrelated CA with a client certificate of
+/// its own (the wrong ones).
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    pub fn make(dir: &Path) -> Pki {
+        std::fs::create_dir_all(dir).expect("pki dir");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "wrong-ca"] {
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            let (key, pem, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN=classproof test {ca}"),
+            );
+            a.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+            run(&a);
+        }
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        for (name, ca, ext) in [
+            ("server", "ca", "server.ext"),
+            ("device", "ca", "client.ext"),
+            ("platform", "ca", "client.ext"),
+            ("rogue", "wrong-ca", "client.ext"),
+        ] {
+            let mut a = vec!["req"];
+            a.extend(ec);
+            let (key, csr, subj) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("/CN={name}"),
+            );
+            a.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            run(&a);
+            let (pem, cacert, cakey) = (format!("{name}.pem"), format!("{ca}.pem"), format!("{ca}.key"));
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &cacert,
+                "-CAkey",
+                &cakey,
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                ext,
+            ]);
+        }
+        Pki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// A server certificate for 127.0.0.1 from the right CA that expired long ago
+    /// (`expired.pem`, with `server.key`), made with `openssl ca` and fixed dates.
+    pub fn make_expired_server(&self) {
+        let d = &self.dir;
+        std::fs::write(
+            d.join("ca.cnf"),
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\
+             policy = p\ndefault_md = sha256\ncopy_extensions = none\n[p]\ncommonName = supplied\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("index.txt"), "").unwrap();
+        std::fs::write(d.join("serial"), "1000\n").unwrap();
+        let out = Command::new("openssl")
+            .args([
+                "ca",
+                "-batch",
+                "-config",
+                "ca.cnf",
+                "-in",
+                "server.csr",
+                "-out",
+                "expired.pem",
+                "-cert",
+                "ca.pem",
+                "-keyfile",
+                "ca.key",
+                "-startdate",
+                "20200101000000Z",
+                "-enddate",
+                "20200102000000Z",
+                "-extfile",
+                "server.ext",
+                "-notext",
+            ])
+            .current_dir(d)
+            .output()
+            .expect("openssl ca");
+        assert!(
+            out.status.success(),
+            "openssl ca: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// A real mosquitto on a free loopback port with a TLS listener that requires client
+/// certificates from the test CA, persistence on (so a stopped broker keeps the platform's
+/// queued messages, as a production broker would).
+pub struct Mosquitto {
+    pub port: u16,
+    conf: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start(dir: &Path, pki: &Pki) -> Mosquitto {
+        let port = free_port();
+        std::fs::create_dir_all(dir.join("persist")).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "user root\nlistener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n\
+                 allow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 0\n\
+                 log_dest stderr\n",
+                pki.file("ca.pem").display(),
+                pki.file("server.pem").display(),
+                pki.file("server.key").display(),
+                dir.join("persist").display()
+            ),
+        )
+        .unwrap();
+        let mut m = Mosquitto {
+            port,
+            conf,
+            child: None,
+        };
+        m.restart();
+        m
+    }
+
+    /// Serves another certificate of `pki` (with `server.key`) from the next start on.
+    pub fn use_cert(&self, pki: &Pki, cert: &str) {
+        let text = std::fs::read_to_string(&self.conf).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("certfile ") {
+                    format!("certfile {}", pki.file(cert).display())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&self.conf, text.join("\n") + "\n").unwrap();
+    }
+
+    /// Starts it again (same port, same persistence).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "mosquitto already running");
+        let log = self.conf.with_extension("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("mosquitto listening", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+    }
+
+    /// SIGTERM (it saves its persistence file) and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), libc::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

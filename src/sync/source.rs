@@ -1,0 +1,95 @@
+//! The sync job's one window on the evidence store: records as stored (`log::read_raw`), the
+//! signed checkpoints, and the alarm records it appends. Kept to this module so that the
+//! switch to typed records (`evidence::record`) touches nothing else of `sync`.
+
+use chrono::Utc;
+use rusqlite::Connection;
+
+use crate::evidence::log::{self, LogError};
+use crate::evidence::record::{AlarmKind, AlarmState, Record};
+use crate::evidence::store::{self, StoreError};
+
+/// One record of the log, as it was hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: i64,
+    pub time_us: i64,
+    pub kind: String,
+    /// The canonical payload text exactly as hashed.
+    pub payload: String,
+    pub file_sha256: Option<String>,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl From<log::RawRecord> for Entry {
+    fn from(r: log::RawRecord) -> Entry {
+        Entry {
+            seq: r.seq,
+            time_us: r.time_us,
+            kind: r.kind,
+            payload: r.payload,
+            file_sha256: r.file_sha256,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+/// One stored signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// Its row id: the order in which checkpoints were signed, and the outbox's cursor.
+    pub id: i64,
+    pub seq: i64,
+    pub time_us: i64,
+    pub key_fingerprint: String,
+    /// The strict text form (docs/evidence.md, "Checkpoint text").
+    pub text: String,
+}
+
+/// Records with `seq > after`, in order, at most `limit`.
+pub fn records_after(conn: &Connection, after: i64, limit: i64) -> Result<Vec<Entry>, LogError> {
+    Ok(log::read_raw(conn, after + 1, i64::MAX, limit)?
+        .into_iter()
+        .map(Entry::from)
+        .collect())
+}
+
+/// The seq of the last record (0 for an empty log).
+pub fn last_seq(conn: &Connection) -> Result<i64, LogError> {
+    log::last_seq(conn)
+}
+
+/// The time of record `seq`, if it exists.
+pub fn time_of(conn: &Connection, seq: i64) -> Result<Option<i64>, LogError> {
+    Ok(log::read_raw(conn, seq, seq, 1)?.first().map(|r| r.time_us))
+}
+
+/// Checkpoints with `id > after`, in signing order, at most `limit`.
+pub fn checkpoints_after(
+    conn: &Connection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<CheckpointRow>, StoreError> {
+    Ok(store::checkpoints_after_id(conn, after, limit)?
+        .into_iter()
+        .map(|(id, seq, time_us, key_fingerprint, text)| CheckpointRow {
+            id,
+            seq,
+            time_us,
+            key_fingerprint,
+            text,
+        })
+        .collect())
+}
+
+/// Appends one `alarm` record in its own transaction; returns its seq. The one place `sync`
+/// writes to the log.
+pub fn append_alarm(conn: &mut Connection, alarm: AlarmKind, raised: bool) -> Result<i64, LogError> {
+    let tx = crate::db::write_tx(conn)?;
+    let record = Record::alarm(alarm, AlarmState::raised(raised));
+    let (seq, _) = log::append(&tx, Utc::now(), &record)?;
+    tx.commit()?;
+    Ok(seq)
+}
