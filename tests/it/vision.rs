@@ -379,6 +379,15 @@ fn golden_embedding_of_a_fixed_aligned_crop_is_reproduced() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst <= 1e-4, "embedding differs from the golden one by {worst}");
+    // The golden was computed with the default MXCSR; classproof flushes subnormals on the
+    // thread that runs inference (vision::fpu, issue 9): the embedding must not move.
+    assert!(
+        classproof::vision::fpu::subnormals_flushed(),
+        "inference ran without FTZ/DAZ on this thread"
+    );
+    let cos = classproof::vision::embed::cosine(&e, &GOLDEN_EMBEDDING)
+        / GOLDEN_EMBEDDING.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(cos >= 0.9999, "cosine to the golden embedding {cos}");
 }
 
 #[test]
