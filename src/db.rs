@@ -160,6 +160,16 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 4: compliance. Reserved.
     "",
+    // 5: attendance (attendance::roster): the classes (班次) a person belongs to, zero or more.
+    // A session expects the trainees of its `class_id`; deleted with the person.
+    r#"
+    CREATE TABLE person_classes (
+        person_id TEXT NOT NULL REFERENCES persons (person_id) ON DELETE CASCADE,
+        class_id  TEXT NOT NULL,
+        PRIMARY KEY (person_id, class_id)
+    );
+    CREATE INDEX person_classes_class ON person_classes (class_id);
+    "#,
 ];
 
 /// Opens (creating if needed) the database in `data_dir`, applies migrations and sets the
@@ -231,10 +241,12 @@ fn schema_version(conn: &Connection, path: &Path) -> Result<usize, DbError> {
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // WAL: readers never block the writer. synchronous=FULL: a commit is on disk when it
     // returns, which is what "durable before acknowledged" means for the evidence log.
+    // The busy timeout first: switching to WAL needs a lock that another job opening the
+    // database at the same moment (and migrating it) may hold.
+    conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(Duration::from_secs(10))?;
     Ok(())
 }
 

@@ -78,10 +78,11 @@ pub enum Kind {
     KeyRotated,
     Enrollment,
     DeviceIdChanged,
+    RosterRemoved,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -94,6 +95,7 @@ impl Kind {
         Kind::KeyRotated,
         Kind::Enrollment,
         Kind::DeviceIdChanged,
+        Kind::RosterRemoved,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -111,6 +113,7 @@ impl Kind {
             Kind::KeyRotated => "key_rotated",
             Kind::Enrollment => "enrollment",
             Kind::DeviceIdChanged => "device_id_changed",
+            Kind::RosterRemoved => "roster_removed",
         }
     }
 
@@ -408,6 +411,19 @@ pub struct DeviceIdChanged {
     pub new_id: String,
 }
 
+/// `roster_removed`: a person deleted from the roster with their face templates and classes
+/// (`classproof roster remove`, R15). Only the masked ID number is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterRemoved {
+    pub person_id: String,
+    /// e.g. `410105********1234`; `null` when none was stored.
+    pub id_number_masked: Option<String>,
+    pub role: Role,
+    pub templates_removed: u64,
+    /// The classes the person belonged to, sorted.
+    pub classes: Vec<String>,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -424,6 +440,7 @@ pub enum Record {
     KeyRotated(KeyRotated),
     Enrollment(Enrollment),
     DeviceIdChanged(DeviceIdChanged),
+    RosterRemoved(RosterRemoved),
     // Coming (see the module doc): CheckIn, Snapshot, Command.
 }
 
@@ -468,6 +485,7 @@ impl Record {
             Record::KeyRotated(_) => Kind::KeyRotated,
             Record::Enrollment(_) => Kind::Enrollment,
             Record::DeviceIdChanged(_) => Kind::DeviceIdChanged,
+            Record::RosterRemoved(_) => Kind::RosterRemoved,
         }
     }
 
@@ -528,6 +546,7 @@ impl Record {
             Record::KeyRotated(p) => v(p),
             Record::Enrollment(p) => v(p),
             Record::DeviceIdChanged(p) => v(p),
+            Record::RosterRemoved(p) => v(p),
         }
     }
 
@@ -566,6 +585,7 @@ impl Record {
             Kind::KeyRotated => Record::KeyRotated(p(kind, canonical_payload)?),
             Kind::Enrollment => Record::Enrollment(p(kind, canonical_payload)?),
             Kind::DeviceIdChanged => Record::DeviceIdChanged(p(kind, canonical_payload)?),
+            Kind::RosterRemoved => Record::RosterRemoved(p(kind, canonical_payload)?),
         };
         if k != Kind::Segment && file_sha256.is_some() {
             return Err(RecordError::new(
