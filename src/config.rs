@@ -87,6 +87,7 @@ pub struct Config {
     pub vision: VisionConfig,
     pub evidence: EvidenceConfig,
     pub daemon: DaemonConfig,
+    pub attendance: crate::attendance::config::AttendanceConfig,
 }
 
 impl Config {
@@ -150,6 +151,12 @@ impl Config {
         let vision = section_or_default(&root, &mut p, "vision", VisionConfig::read);
         let evidence = section_or_default(&root, &mut p, "evidence", EvidenceConfig::read);
         let daemon = section_or_default(&root, &mut p, "daemon", DaemonConfig::read);
+        let attendance = section_or_default(
+            &root,
+            &mut p,
+            "attendance",
+            crate::attendance::config::AttendanceConfig::read,
+        );
         root.finish(&mut p);
 
         match (device, p.is_empty()) {
@@ -162,6 +169,7 @@ impl Config {
                 vision,
                 evidence,
                 daemon,
+                attendance,
             }),
             _ => Err(ConfigError::Invalid {
                 file: path.to_path_buf(),
@@ -205,7 +213,8 @@ impl Config {
         }
         let _ = writeln!(s, "vision      {}", self.vision.summary());
         let _ = writeln!(s, "evidence    {}", self.evidence.summary());
-        let _ = write!(s, "daemon      {}", self.daemon.summary());
+        let _ = writeln!(s, "daemon      {}", self.daemon.summary());
+        let _ = write!(s, "attendance  {}", self.attendance.summary());
         s
     }
 }

@@ -5,6 +5,7 @@
 //! machine of one session occurrence (observations in, records out).
 
 pub mod checkin;
+pub mod config;
 pub mod enroll;
 pub mod roster;
 
