@@ -505,9 +505,10 @@ const THRESHOLD: f32 = ::classproof::vision::config::DEFAULT_MATCH_THRESHOLD;
 
 /// pairs.csv (49 photos of 17 people, 108 genuine and 1068 impostor pairs). Measured with
 /// fr_feature (BGR) on 2026-11-22: genuine 0.467–0.958 (mean 0.775), impostor −0.256–0.302
-/// (mean 0.015): at the default threshold 0.40 all 108 genuine pairs are accepted and all
-/// 1068 impostor pairs rejected; NUAA (East-Asian webcam) impostors reach 0.153, celebrity
-/// impostors 0.302.
+/// (mean 0.015). At the default threshold 0.50 (issue 9: set from the impostor side) 107 of
+/// 108 genuine pairs are accepted (the miss is Robert Downey Jr d3 ~ d5, 0.467, the hardest
+/// celebrity pair) and all 1068 impostor pairs rejected; NUAA (East-Asian webcam) genuine pairs
+/// all pass (minimum 0.609), NUAA impostors reach 0.153, celebrity impostors 0.302.
 #[test]
 fn pairs_csv_genuine_pairs_match_and_impostors_do_not() {
     let (report, rows) = calibrate(&["--pairs", shared().join("faces-dev/pairs.csv").to_str().unwrap()]);
@@ -537,8 +538,18 @@ fn pairs_csv_genuine_pairs_match_and_impostors_do_not() {
     );
     assert_eq!(
         count(&rows, true, |s| s >= THRESHOLD),
-        (108, 108),
+        (107, 108),
         "genuine accepted"
+    );
+    let missed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.2 && r.3.is_some_and(|s| s < THRESHOLD))
+        .collect();
+    assert!(
+        missed
+            .iter()
+            .all(|r| r.0.contains("Robert_Downey_Jr") && r.1.contains("Robert_Downey_Jr")),
+        "{missed:?}"
     );
     assert_eq!(
         count(&rows, false, |s| s < THRESHOLD),
@@ -562,7 +573,8 @@ fn pairs_csv_genuine_pairs_match_and_impostors_do_not() {
 
 /// labels.csv, identity photos, singletons and the NUAA live and print captures (prints are the
 /// same people, so they count for identity): 738 genuine and 2832 impostor pairs. Measured on
-/// 2026-11-22 at the default threshold 0.40: 709 of 738 genuine pairs accepted (96.1%; the
+/// 2026-11-22 at the threshold 0.40: 709 of 738 genuine pairs accepted (96.1%; at the default
+/// 0.50 since issue 9: 702 of 738; the
 /// misses are print-attack photos against live ones, one NUAA print is detected on the wrong
 /// region), 2832 of 2832 impostor pairs rejected (maximum 0.302), rank-1 0.985.
 #[test]
