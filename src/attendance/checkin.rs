@@ -47,6 +47,22 @@ pub struct VoteRules {
     pub vote_frames: u32,
 }
 
+impl VoteRules {
+    /// The rules of a config: thresholds from `[vision]`, frame counts from `[attendance]`.
+    pub fn from_config(
+        vision: &crate::vision::VisionConfig,
+        attendance: &super::config::AttendanceConfig,
+    ) -> VoteRules {
+        VoteRules {
+            match_threshold: vision.match_threshold,
+            match_margin: vision.match_margin,
+            liveness_threshold: vision.liveness_threshold,
+            min_frames: attendance.min_frames,
+            vote_frames: attendance.vote_frames,
+        }
+    }
+}
+
 /// One session occurrence: what the records name and when things may happen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timing {
@@ -103,6 +119,14 @@ pub struct Expected {
 }
 
 impl Expected {
+    /// The trainees of `class_id` and every teacher, from the roster.
+    pub fn load(conn: &rusqlite::Connection, class_id: &str) -> Result<Expected, super::roster::RosterError> {
+        Ok(Expected {
+            trainees: super::roster::trainees_of(conn, class_id)?.into_iter().collect(),
+            teachers: super::roster::teachers(conn)?.into_iter().collect(),
+        })
+    }
+
     fn role(&self, person: &str) -> Option<Role> {
         if self.trainees.contains(person) {
             Some(Role::Trainee)

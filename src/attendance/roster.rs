@@ -154,6 +154,13 @@ pub fn trainees_of(conn: &Connection, class_id: &str) -> Result<Vec<String>, Ros
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every teacher, by person id (teachers may check in to any session).
+pub fn teachers(conn: &Connection) -> Result<Vec<String>, RosterError> {
+    let mut stmt = conn.prepare("SELECT person_id FROM persons WHERE role = 'teacher' ORDER BY person_id")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// A class that would hold more trainees than `[rules] max_trainees` (R10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassTooLarge {
@@ -528,6 +535,44 @@ mod tests {
         assert_eq!((l[0].templates, l[1].templates, l[1].other_templates), (2, 0, 1));
         assert_eq!(l[0].person.id_number_masked().unwrap(), "410105********1234");
         assert!(has_photo(&conn, "p1", "m", "b").unwrap());
+        // Classes: a trainee's count towards the class, a teacher's do not.
+        let tx = db::write_tx(&mut conn).unwrap();
+        let c1 = ["c1".to_string()];
+        change_classes(&tx, "p1", ClassChange::Set(&c1)).unwrap();
+        change_classes(&tx, "p2", ClassChange::Add(&c1)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(trainees_of(&conn, "c1").unwrap(), ["p1"]);
+        assert_eq!(teachers(&conn).unwrap(), ["p2"]);
+        assert_eq!(classes_of(&conn, "p2").unwrap(), ["c1"]);
+        let two = ["c1".to_string()];
+        fn add<'a>(p: &str, role: Role, c: &'a [String]) -> (String, Role, ClassChange<'a>) {
+            (p.to_string(), role, ClassChange::Add(c))
+        }
+        assert_eq!(
+            check_class_sizes(&conn, &[add("p3", Role::Trainee, &[])], Some(1)).unwrap(),
+            Ok(())
+        );
+        let big = check_class_sizes(&conn, &[add("p3", Role::Trainee, &two)], Some(1))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((big.class_id.as_str(), big.trainees, big.at), ("c1", 2, 0));
+        assert_eq!(
+            check_class_sizes(&conn, &[add("p3", Role::Teacher, &two)], Some(1)).unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            check_class_sizes(&conn, &[add("p3", Role::Trainee, &two)], None).unwrap(),
+            Ok(())
+        );
+        // p1 moved out of c1 by a Set makes room for p3.
+        let none: &'static [String] = &[];
+        let moves = [
+            ("p1".to_string(), Role::Trainee, ClassChange::Set(none)),
+            add("p3", Role::Trainee, &two),
+        ];
+        assert_eq!(check_class_sizes(&conn, &moves, Some(1)).unwrap(), Ok(()));
+        assert!(parse_classes("c1; c2;;c1").unwrap() == ["c1", "c2"]);
+        assert!(parse_classes("c 1").is_err());
         assert!(Role::parse("pilot").is_err());
         assert!(check_person_id("a b").is_err());
     }
