@@ -90,6 +90,7 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `[upstream]`; `None`: the box runs offline (R7).
     pub upstream: Option<UpstreamConfig>,
+    pub attendance: crate::attendance::config::AttendanceConfig,
 }
 
 impl Config {
@@ -154,6 +155,12 @@ impl Config {
         let evidence = section_or_default(&root, &mut p, "evidence", EvidenceConfig::read);
         let daemon = section_or_default(&root, &mut p, "daemon", DaemonConfig::read);
         let upstream = section_or_default(&root, &mut p, "upstream", UpstreamConfig::read);
+        let attendance = section_or_default(
+            &root,
+            &mut p,
+            "attendance",
+            crate::attendance::config::AttendanceConfig::read,
+        );
         root.finish(&mut p);
 
         match (device, p.is_empty()) {
@@ -167,6 +174,7 @@ impl Config {
                 evidence,
                 daemon,
                 upstream,
+                attendance,
             }),
             _ => Err(ConfigError::Invalid {
                 file: path.to_path_buf(),
@@ -214,11 +222,12 @@ impl Config {
         let _ = writeln!(s, "vision      {}", self.vision.summary());
         let _ = writeln!(s, "evidence    {}", self.evidence.summary());
         let _ = writeln!(s, "daemon      {}", self.daemon.summary());
-        let _ = write!(
+        let _ = writeln!(
             s,
             "upstream    {}",
             UpstreamConfig::summary(self.upstream.as_ref())
         );
+        let _ = write!(s, "attendance  {}", self.attendance.summary());
         s
     }
 }

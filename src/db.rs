@@ -160,6 +160,16 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 4: compliance. Reserved.
     "",
+    // 5: attendance (attendance::roster): the classes (班次) a person belongs to, zero or more.
+    // A session expects the trainees of its `class_id`; deleted with the person.
+    r#"
+    CREATE TABLE person_classes (
+        person_id TEXT NOT NULL REFERENCES persons (person_id) ON DELETE CASCADE,
+        class_id  TEXT NOT NULL,
+        PRIMARY KEY (person_id, class_id)
+    );
+    CREATE INDEX person_classes_class ON person_classes (class_id);
+    "#,
 ];
 
 /// Opens (creating if needed) the database in `data_dir`, applies migrations and sets the

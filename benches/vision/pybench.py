@@ -7,7 +7,14 @@ cv2.dnn.NMSBoxes, cv2.estimateAffinePartial2D + cv2.warpAffine, numpy matrix-vec
 Prints the mean time per stage and writes them as JSON (keys = the criterion ids of
 benches/vision.rs). With --criterion DIR it also reads classproof's criterion results and
 prints Rust/Python ratios.
+
+With --ftz-lib (benches/vision/ftz.c built as a shared library; compare.sh does it) the FTZ and
+DAZ bits of MXCSR are set on this thread before any session runs, as classproof does on every
+thread that runs inference (src/vision/fpu.rs): fr_feature has 8,938 subnormal weights, which
+cost a micro-code assist per multiplication otherwise. Sessions then also get onnxruntime's
+`session.set_denormal_as_zero`, like classproof's. Without --ftz-lib neither is set.
 """
+import ctypes
 import argparse
 import glob
 import json
@@ -25,10 +32,15 @@ TEMPLATE = np.array(
 )
 
 
+FLUSH_SUBNORMALS = False
+
+
 def session(path_or_bytes):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
+    if FLUSH_SUBNORMALS:
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
     return ort.InferenceSession(path_or_bytes, so, providers=["CPUExecutionProvider"])
 
 
@@ -176,7 +188,16 @@ def main():
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--json", help="write the Python means here")
     ap.add_argument("--criterion", help="classproof's target/criterion: print Rust/Python ratios")
+    ap.add_argument("--ftz-lib", help="benches/vision/ftz.c built as a .so: set FTZ/DAZ on this thread")
     a = ap.parse_args()
+    ftz = "off"
+    if a.ftz_lib:
+        global FLUSH_SUBNORMALS
+        FLUSH_SUBNORMALS = True
+        lib = ctypes.CDLL(a.ftz_lib)
+        lib.classproof_flush_subnormals()
+        assert lib.classproof_subnormals_flushed() == 1, "FTZ/DAZ did not stick on this thread"
+        ftz = "on"
 
     p = Pipeline(a.models)
     frame = bench_frame(a.shared)
@@ -196,12 +217,14 @@ def main():
         m = random_gallery(n)
         py[f"vision/search/templates/{n}"] = mean_time(lambda: search(m, q), a.seconds / 2)
 
-    print(f"onnxruntime {ort.__version__}, opencv {cv2.__version__}, numpy {np.__version__}")
+    print(f"onnxruntime {ort.__version__}, opencv {cv2.__version__}, numpy {np.__version__}, FTZ/DAZ {ftz}")
     rust = criterion_means(a.criterion) if a.criterion else {}
     print(f"{'stage':<34} {'python':>12} {'classproof':>12} {'rust/python':>12}")
     for k, v in py.items():
         r = rust.get(k)
         print(f"{k:<34} {v * 1e3:>9.3f} ms {(r * 1e3 if r else float('nan')):>9.3f} ms {(r / v if r else float('nan')):>12.2f}")
+    if a.ftz_lib:
+        assert lib.classproof_subnormals_flushed() == 1, "FTZ/DAZ were cleared during the run"
     if a.json:
         with open(a.json, "w") as f:
             json.dump(py, f, indent=1)

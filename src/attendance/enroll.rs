@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use thiserror::Error;
 
-use super::roster::{self, NewTemplate, Person, RosterError};
+use super::roster::{self, ClassChange, NewTemplate, Person, RosterError};
 use crate::db;
 use crate::evidence::log;
 use crate::evidence::record::{Enrollment, Record};
@@ -224,12 +224,15 @@ pub fn check_image(pipeline: &mut Pipeline, img: &BgrImage) -> Result<Accepted, 
 /// Enrolls `person` from `photos`: checks each photo, stores the accepted ones as templates and
 /// records the enrollment in the evidence log, all in one transaction. `gallery` (the current
 /// templates of the pipeline's model) is used for the duplicate check and gets the new
-/// templates. A person with no accepted photo and no earlier template is not stored.
+/// templates. A person with no accepted photo and no earlier template is not stored. `classes`
+/// is applied to the person in the same transaction (the caller checks R10 first:
+/// `roster::check_class_sizes`).
 pub fn enroll(
     conn: &mut Connection,
     pipeline: &mut Pipeline,
     gallery: &mut Gallery,
     person: &Person,
+    classes: ClassChange,
     photos: &[PathBuf],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<EnrollReport, EnrollError> {
@@ -311,6 +314,7 @@ pub fn enroll(
     let tx = db::write_tx(conn)?;
     if !accepted.is_empty() || !earlier.is_empty() {
         roster::upsert_person(&tx, person, now_us)?;
+        roster::change_classes(&tx, &person.person_id, classes)?;
     }
     for (o, a) in &accepted {
         let Some(sha) = &o.sha256 else { continue };

@@ -3,10 +3,21 @@
 //!
 //! R15: the ID-card number is stored for the provincial real-name system but leaves this module
 //! only masked ([`Person::id_number_masked`]); templates are never logged.
+//!
+//! A person belongs to zero or more classes (班次, `person_classes`): a session expects the
+//! trainees of its `class_id`, teachers may check in to any session. R10: no class holds more
+//! trainees than `[rules] max_trainees` ([`check_class_sizes`]). [`remove_person`] deletes a
+//! person with their templates and classes and records it (`roster_removed`, R15).
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use thiserror::Error;
 
+use crate::db;
+use crate::evidence::log::{self, LogError};
+use crate::evidence::record::{Record, RosterRemoved};
 use crate::logging::mask_id_number;
 use crate::vision::Gallery;
 
@@ -16,6 +27,8 @@ pub enum RosterError {
     Db(#[from] rusqlite::Error),
     #[error("roster: {0}")]
     Invalid(String),
+    #[error("roster: evidence log: {0}")]
+    Log(#[from] LogError),
 }
 
 /// Who a person is in class.
@@ -70,6 +83,188 @@ pub struct RosterEntry {
     /// Templates of other models (need re-enrollment to be used).
     pub other_templates: usize,
     pub enrolled_us: i64,
+    /// The classes the person belongs to, sorted.
+    pub classes: Vec<String>,
+}
+
+/// How an enrollment changes a person's classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassChange<'a> {
+    /// Keep the stored classes and add these (`enroll --class`).
+    Add(&'a [String]),
+    /// The person belongs to exactly these (a `class_id` cell of `roster import`).
+    Set(&'a [String]),
+}
+
+/// Class ids: the same alphabet as the sessions' `class_id` (letters, digits, `-`, `_`, `.`).
+pub fn check_class_id(id: &str) -> Result<(), RosterError> {
+    if crate::config::is_valid_id(id, 64) {
+        Ok(())
+    } else {
+        Err(RosterError::Invalid(format!(
+            "class id {id:?}: expected 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// Splits a `class_id` cell (`c1;c2`) into sorted, unique, checked class ids.
+pub fn parse_classes(cell: &str) -> Result<Vec<String>, RosterError> {
+    let mut out = BTreeSet::new();
+    for c in cell.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+        check_class_id(c)?;
+        out.insert(c.to_string());
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Applies a class change to a stored person.
+pub fn change_classes(tx: &Transaction, person_id: &str, change: ClassChange) -> Result<(), RosterError> {
+    let classes = match change {
+        ClassChange::Add(c) => c,
+        ClassChange::Set(c) => {
+            tx.execute("DELETE FROM person_classes WHERE person_id = ?1", [person_id])?;
+            c
+        }
+    };
+    for c in classes {
+        check_class_id(c)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO person_classes (person_id, class_id) VALUES (?1, ?2)",
+            params![person_id, c],
+        )?;
+    }
+    Ok(())
+}
+
+/// The classes of one person, sorted.
+pub fn classes_of(conn: &Connection, person_id: &str) -> Result<Vec<String>, RosterError> {
+    let mut stmt =
+        conn.prepare("SELECT class_id FROM person_classes WHERE person_id = ?1 ORDER BY class_id")?;
+    let rows = stmt.query_map([person_id], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The trainees of a class, by person id.
+pub fn trainees_of(conn: &Connection, class_id: &str) -> Result<Vec<String>, RosterError> {
+    let mut stmt = conn.prepare(
+        "SELECT p.person_id FROM person_classes c JOIN persons p ON p.person_id = c.person_id
+         WHERE c.class_id = ?1 AND p.role = 'trainee' ORDER BY p.person_id",
+    )?;
+    let rows = stmt.query_map([class_id], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every teacher, by person id (teachers may check in to any session).
+pub fn teachers(conn: &Connection) -> Result<Vec<String>, RosterError> {
+    let mut stmt = conn.prepare("SELECT person_id FROM persons WHERE role = 'teacher' ORDER BY person_id")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A class that would hold more trainees than `[rules] max_trainees` (R10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassTooLarge {
+    pub class_id: String,
+    /// Trainees the class would have.
+    pub trainees: usize,
+    pub max: u32,
+    /// The index (in `changes`) of the first change that takes the class over the limit.
+    pub at: usize,
+}
+
+/// R10: checks that applying `changes` (person id, role, class change, in order) to the stored
+/// roster leaves no class with more than `max` trainees. Teachers do not count.
+pub fn check_class_sizes(
+    conn: &Connection,
+    changes: &[(String, Role, ClassChange)],
+    max: Option<u32>,
+) -> Result<Result<(), ClassTooLarge>, RosterError> {
+    let Some(max) = max else { return Ok(Ok(())) };
+    // Every class's trainees as stored, then each change applied in order.
+    let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT c.class_id, p.person_id FROM person_classes c JOIN persons p ON p.person_id = c.person_id
+             WHERE p.role = 'trainee'",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            members.entry(r.get(0)?).or_default().insert(r.get(1)?);
+        }
+    }
+    for (i, (person, role, change)) in changes.iter().enumerate() {
+        let new: &[String] = match change {
+            ClassChange::Add(c) => c,
+            ClassChange::Set(c) => {
+                members.values_mut().for_each(|m| {
+                    m.remove(person);
+                });
+                c
+            }
+        };
+        if *role != Role::Trainee {
+            // A teacher (or a trainee turned teacher) is in no class's trainee count.
+            members.values_mut().for_each(|m| {
+                m.remove(person);
+            });
+            continue;
+        }
+        for c in new {
+            let m = members.entry(c.clone()).or_default();
+            m.insert(person.clone());
+            if m.len() > max as usize {
+                return Ok(Err(ClassTooLarge {
+                    class_id: c.clone(),
+                    trainees: m.len(),
+                    max,
+                    at: i,
+                }));
+            }
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// What [`remove_person`] deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    pub person: Person,
+    pub templates: u64,
+    pub classes: Vec<String>,
+    /// The `roster_removed` record's seq.
+    pub seq: i64,
+}
+
+/// Deletes a person with their templates and classes (R15: templates are biometric data and go
+/// with their person) and appends a `roster_removed` record, in one transaction. `None` when
+/// there is no such person (nothing is recorded).
+pub fn remove_person(
+    conn: &mut Connection,
+    person_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Removed>, RosterError> {
+    let Some(person) = get_person(conn, person_id)? else {
+        return Ok(None);
+    };
+    let classes = classes_of(conn, person_id)?;
+    let tx = db::write_tx(conn)?;
+    let templates = tx.execute("DELETE FROM templates WHERE person_id = ?1", [person_id])? as u64;
+    tx.execute("DELETE FROM persons WHERE person_id = ?1", [person_id])?;
+    let record = Record::RosterRemoved(RosterRemoved {
+        person_id: person.person_id.clone(),
+        id_number_masked: person.id_number_masked(),
+        role: person.role,
+        templates_removed: templates,
+        classes: classes.clone(),
+    });
+    let (seq, _) = log::append(&tx, now, &record)?;
+    tx.commit()?;
+    Ok(Some(Removed {
+        person,
+        templates,
+        classes,
+        seq,
+    }))
 }
 
 /// A template about to be stored.
@@ -215,7 +410,11 @@ pub fn list(conn: &Connection, model: &str) -> Result<Vec<RosterEntry>, RosterEr
             templates: n as usize,
             other_templates: other as usize,
             enrolled_us,
+            classes: Vec::new(),
         });
+    }
+    for e in &mut out {
+        e.classes = classes_of(conn, &e.person.person_id)?;
     }
     Ok(out)
 }
@@ -336,6 +535,44 @@ mod tests {
         assert_eq!((l[0].templates, l[1].templates, l[1].other_templates), (2, 0, 1));
         assert_eq!(l[0].person.id_number_masked().unwrap(), "410105********1234");
         assert!(has_photo(&conn, "p1", "m", "b").unwrap());
+        // Classes: a trainee's count towards the class, a teacher's do not.
+        let tx = db::write_tx(&mut conn).unwrap();
+        let c1 = ["c1".to_string()];
+        change_classes(&tx, "p1", ClassChange::Set(&c1)).unwrap();
+        change_classes(&tx, "p2", ClassChange::Add(&c1)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(trainees_of(&conn, "c1").unwrap(), ["p1"]);
+        assert_eq!(teachers(&conn).unwrap(), ["p2"]);
+        assert_eq!(classes_of(&conn, "p2").unwrap(), ["c1"]);
+        let two = ["c1".to_string()];
+        fn add<'a>(p: &str, role: Role, c: &'a [String]) -> (String, Role, ClassChange<'a>) {
+            (p.to_string(), role, ClassChange::Add(c))
+        }
+        assert_eq!(
+            check_class_sizes(&conn, &[add("p3", Role::Trainee, &[])], Some(1)).unwrap(),
+            Ok(())
+        );
+        let big = check_class_sizes(&conn, &[add("p3", Role::Trainee, &two)], Some(1))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((big.class_id.as_str(), big.trainees, big.at), ("c1", 2, 0));
+        assert_eq!(
+            check_class_sizes(&conn, &[add("p3", Role::Teacher, &two)], Some(1)).unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            check_class_sizes(&conn, &[add("p3", Role::Trainee, &two)], None).unwrap(),
+            Ok(())
+        );
+        // p1 moved out of c1 by a Set makes room for p3.
+        let none: &'static [String] = &[];
+        let moves = [
+            ("p1".to_string(), Role::Trainee, ClassChange::Set(none)),
+            add("p3", Role::Trainee, &two),
+        ];
+        assert_eq!(check_class_sizes(&conn, &moves, Some(1)).unwrap(), Ok(()));
+        assert!(parse_classes("c1; c2;;c1").unwrap() == ["c1", "c2"]);
+        assert!(parse_classes("c 1").is_err());
         assert!(Role::parse("pilot").is_err());
         assert!(check_person_id("a b").is_err());
     }

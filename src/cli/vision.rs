@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::UsageError;
 use crate::attendance::enroll::{self, EnrollReport};
-use crate::attendance::roster;
+use crate::attendance::roster::{self, ClassChange};
 use crate::attendance::{Person, Role};
 use crate::db;
 use crate::logging::mask_id_number;
@@ -78,6 +78,9 @@ pub struct EnrollArgs {
     /// ID-card number (stored for the real-name system, shown masked: R15).
     #[arg(long)]
     pub id_number: Option<String>,
+    /// A class (班次) the person belongs to, added to the stored ones; repeatable.
+    #[arg(long = "class", value_name = "CLASS_ID")]
+    pub classes: Vec<String>,
     /// Photos of the person, one face each.
     #[arg(required = true)]
     pub photos: Vec<PathBuf>,
@@ -91,14 +94,23 @@ pub struct RosterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RosterCommand {
-    /// Enroll everyone listed in a CSV file: columns person_id, name, role, id_number, and one
-    /// or more photo columns named photo, photos, photo1… (several paths in one cell separated
-    /// by `;`); other columns are ignored. Relative photo paths
-    /// are taken from the CSV's folder. Reports per row; exit 1 when a row had a problem.
+    /// Enroll everyone listed in a CSV file: columns person_id, name, role, id_number, an
+    /// optional class_id (the person's classes, several separated by `;`), and one or more
+    /// photo columns named photo, photos, photo1… (several paths in one cell separated by `;`);
+    /// other columns are ignored. Relative photo paths are taken from the CSV's folder. A class
+    /// that would exceed `[rules] max_trainees` (R10) refuses the whole file. Reports per row;
+    /// exit 1 when a row had a problem.
     Import {
         #[arg(long)]
         config: PathBuf,
         file: PathBuf,
+    },
+    /// Delete a person with their face templates and classes; the deletion is a
+    /// `roster_removed` record (R15).
+    Remove {
+        #[arg(long)]
+        config: PathBuf,
+        person: String,
     },
     /// Show who is enrolled, with template counts (ID numbers masked).
     List {
@@ -307,7 +319,24 @@ fn print_enroll_report(r: &EnrollReport) {
 pub fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
     let role = Role::parse(&args.role).map_err(|e| UsageError(e.to_string()))?;
     roster::check_person_id(&args.person).map_err(|e| UsageError(e.to_string()))?;
+    let mut classes = Vec::new();
+    for c in &args.classes {
+        classes.extend(roster::parse_classes(c).map_err(|e| UsageError(format!("--class: {e}")))?);
+    }
+    let cfg = super::load_config(&args.config)?;
     let mut room = open_room(&args.config)?;
+    // R10: a class never holds more than `[rules] max_trainees` trainees.
+    if let Err(big) = roster::check_class_sizes(
+        &room.conn,
+        &[(args.person.clone(), role, ClassChange::Add(&classes))],
+        cfg.rules.profile.max_trainees,
+    )? {
+        return Err(UsageError(format!(
+            "--class {}: the class would have {} trainees, more than [rules] max_trainees = {} (R10)",
+            big.class_id, big.trainees, big.max
+        ))
+        .into());
+    }
     let person = Person {
         person_id: args.person.clone(),
         name: args.name.clone(),
@@ -319,11 +348,12 @@ pub fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
         &mut room.pipeline,
         &mut room.gallery,
         &person,
+        ClassChange::Add(&classes),
         &args.photos,
         chrono::Utc::now(),
     )?;
     println!(
-        "{} {} ({}{}): {} of {} photo(s) enrolled, {} template(s) in total",
+        "{} {} ({}{}{}): {} of {} photo(s) enrolled, {} template(s) in total",
         person.person_id,
         person.name,
         role.as_str(),
@@ -331,6 +361,14 @@ pub fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
             .id_number_masked()
             .map(|m| format!(", {m}"))
             .unwrap_or_default(),
+        {
+            let c = roster::classes_of(&room.conn, &person.person_id)?;
+            if c.is_empty() {
+                String::new()
+            } else {
+                format!(", class {}", c.join(";"))
+            }
+        },
         r.added,
         r.photos.len(),
         r.templates
@@ -346,6 +384,34 @@ pub fn enroll(args: EnrollArgs) -> anyhow::Result<ExitCode> {
 pub fn roster(args: RosterArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         RosterCommand::Import { config, file } => roster_import(&config, &file),
+        RosterCommand::Remove { config, person } => {
+            roster::check_person_id(&person).map_err(|e| UsageError(e.to_string()))?;
+            let config = super::load_config(&config)?;
+            let mut conn = db::open(&config.device.data_dir)?;
+            match roster::remove_person(&mut conn, &person, chrono::Utc::now())? {
+                Some(r) => {
+                    println!(
+                        "{} {} ({}{}) removed: {} template(s) deleted{}; record {}",
+                        r.person.person_id,
+                        r.person.name,
+                        r.person.role.as_str(),
+                        r.person
+                            .id_number_masked()
+                            .map(|m| format!(", {m}"))
+                            .unwrap_or_default(),
+                        r.templates,
+                        if r.classes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", out of class {}", r.classes.join(";"))
+                        },
+                        r.seq
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Err(UsageError(format!("roster remove: no person {person:?} in the roster")).into()),
+            }
+        }
         RosterCommand::List { config, json } => {
             let config = super::load_config(&config)?;
             let conn = db::open(&config.device.data_dir)?;
@@ -361,6 +427,7 @@ pub fn roster(args: RosterArgs) -> anyhow::Result<ExitCode> {
                             "name": e.person.name,
                             "role": e.person.role.as_str(),
                             "id_number": masked,
+                            "classes": e.classes,
                             "templates": e.templates,
                             "other_model_templates": e.other_templates,
                             "enrolled": crate::clock::rfc3339_us(e.enrolled_us, tz),
@@ -368,11 +435,16 @@ pub fn roster(args: RosterArgs) -> anyhow::Result<ExitCode> {
                     );
                 } else {
                     println!(
-                        "{:<16} {:<20} {:<8} {:<20} {:>3} template(s){}",
+                        "{:<16} {:<20} {:<8} {:<20} {:<12} {:>3} template(s){}",
                         e.person.person_id,
                         e.person.name,
                         e.person.role.as_str(),
                         masked.unwrap_or_else(|| "-".into()),
+                        if e.classes.is_empty() {
+                            "-".to_string()
+                        } else {
+                            e.classes.join(";")
+                        },
                         e.templates,
                         if e.other_templates > 0 {
                             format!(" (+{} of another model: re-enroll)", e.other_templates)
@@ -425,9 +497,50 @@ fn roster_import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
+    let c_class = headers.iter().position(|h| h == "class_id");
+    let records: Vec<Result<csv::StringRecord, csv::Error>> = reader.records().collect();
+    let cfg = super::load_config(config)?;
     let mut room = open_room(config)?;
+    // Each row's classes (a `class_id` cell replaces the person's classes; without the column
+    // they are kept), checked against R10 for the whole file before anything is enrolled.
+    let row_classes: Vec<Result<Vec<String>, String>> = records
+        .iter()
+        .map(|record| match record {
+            Ok(record) => roster::parse_classes(c_class.and_then(|c| record.get(c)).unwrap_or(""))
+                .map_err(|e| format!("column class_id: {e}")),
+            Err(_) => Ok(Vec::new()),
+        })
+        .collect();
+    let mut changes = Vec::new();
+    let mut change_rows = Vec::new();
+    for (i, (record, classes)) in records.iter().zip(&row_classes).enumerate() {
+        if let (Ok(record), Ok(classes)) = (record, classes)
+            && let Ok(role) = Role::parse(record.get(c_role).unwrap_or(""))
+        {
+            let change = if c_class.is_some() {
+                ClassChange::Set(classes)
+            } else {
+                ClassChange::Add(&[])
+            };
+            changes.push((record.get(c_id).unwrap_or("").to_string(), role, change));
+            change_rows.push(i + 2);
+        }
+    }
+    if let Err(big) = roster::check_class_sizes(&room.conn, &changes, cfg.rules.profile.max_trainees)? {
+        return Err(UsageError(format!(
+            "{}: row {}: class {} would have {} trainees, more than [rules] max_trainees = {} (R10); \
+             nothing was imported",
+            file.display(),
+            change_rows[big.at],
+            big.class_id,
+            big.trainees,
+            big.max
+        ))
+        .into());
+    }
+    drop(changes);
     let (mut rows, mut bad_rows, mut enrolled) = (0, 0, 0);
-    for (i, record) in reader.records().enumerate() {
+    for (i, record) in records.into_iter().enumerate() {
         let line = i + 2;
         rows += 1;
         let record = match record {
@@ -474,6 +587,19 @@ fn roster_import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
             bad_rows += 1;
             continue;
         }
+        let classes = match &row_classes[i] {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                println!("{head}: {e}");
+                bad_rows += 1;
+                continue;
+            }
+        };
+        let class_change = if c_class.is_some() {
+            ClassChange::Set(&classes)
+        } else {
+            ClassChange::Add(&[])
+        };
         let person = Person {
             person_id: field(c_id),
             name: field(c_name),
@@ -485,6 +611,7 @@ fn roster_import(config: &Path, file: &Path) -> anyhow::Result<ExitCode> {
             &mut room.pipeline,
             &mut room.gallery,
             &person,
+            class_change,
             &photos,
             chrono::Utc::now(),
         ) {

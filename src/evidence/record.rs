@@ -16,8 +16,8 @@
 //!   the retention index, see [`Record::file_sha256`]).
 //!
 //! Kinds to come go here too, each a new [`Kind`] and [`Record`] variant with its payload
-//! struct and a section in docs/evidence.md: check-ins (`check_in`, issue 9), snapshots
-//! (`snapshot`) and upstream commands (`command`). `Record` is `#[non_exhaustive]` so that
+//! struct and a section in docs/evidence.md: snapshots (`snapshot`) and upstream commands
+//! (`command`). `Record` is `#[non_exhaustive]` so that
 //! code outside the crate already matches with a wildcard.
 
 use std::fmt;
@@ -78,10 +78,17 @@ pub enum Kind {
     KeyRotated,
     Enrollment,
     DeviceIdChanged,
+    RosterRemoved,
+    CheckIn,
+    CheckOut,
+    Absent,
+    UnexpectedPerson,
+    UnknownFace,
+    SpoofAttempt,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -94,6 +101,13 @@ impl Kind {
         Kind::KeyRotated,
         Kind::Enrollment,
         Kind::DeviceIdChanged,
+        Kind::RosterRemoved,
+        Kind::CheckIn,
+        Kind::CheckOut,
+        Kind::Absent,
+        Kind::UnexpectedPerson,
+        Kind::UnknownFace,
+        Kind::SpoofAttempt,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -111,6 +125,13 @@ impl Kind {
             Kind::KeyRotated => "key_rotated",
             Kind::Enrollment => "enrollment",
             Kind::DeviceIdChanged => "device_id_changed",
+            Kind::RosterRemoved => "roster_removed",
+            Kind::CheckIn => "check_in",
+            Kind::CheckOut => "check_out",
+            Kind::Absent => "absent",
+            Kind::UnexpectedPerson => "unexpected_person",
+            Kind::UnknownFace => "unknown_face",
+            Kind::SpoofAttempt => "spoof_attempt",
         }
     }
 
@@ -424,6 +445,82 @@ pub struct DeviceIdChanged {
     pub new_id: String,
 }
 
+/// `roster_removed`: a person deleted from the roster with their face templates and classes
+/// (`classproof roster remove`, R15). Only the masked ID number is recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterRemoved {
+    pub person_id: String,
+    /// e.g. `410105********1234`; `null` when none was stored.
+    pub id_number_masked: Option<String>,
+    pub role: Role,
+    pub templates_removed: u64,
+    /// The classes the person belonged to, sorted.
+    pub classes: Vec<String>,
+}
+
+/// What a face decision (`check_in`, `check_out`, `unexpected_person`, `unknown_face`,
+/// `spoof_attempt`) was made on: the occurrence, the camera's track and the vote (issue 9,
+/// item 6). Written by `attendance::checkin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaceVote {
+    /// The occurrence, e.g. `s1` or `demo@2026-11-22`.
+    pub session: String,
+    pub session_id: String,
+    /// The local date of a daily session's occurrence; `null` for a one-off.
+    pub date: Option<String>,
+    pub class_id: String,
+    /// 1-based class hour the decision falls in; `null` before the first or between hours.
+    pub class_hour: Option<u32>,
+    pub camera: String,
+    /// The face track of that camera the vote was taken over.
+    pub track: u64,
+    /// The deciding observation, µs.
+    pub time_us: i64,
+    /// The person voted for (for `spoof_attempt`, the person the face resembles); `null` for
+    /// `unknown_face` and a spoof that resembles no one.
+    pub person_id: Option<String>,
+    /// `trainee` | `teacher` when the person is on the session's roster, else `null`.
+    pub role: Option<Role>,
+    /// Mean similarity of the frames that voted for the person; `null` without a person.
+    pub similarity: Option<f64>,
+    /// Smallest margin over the second-best person in those frames; `null` without a person
+    /// or with a single person enrolled.
+    pub margin: Option<f64>,
+    /// Liveness P(real) fused (mean) over the frames of the vote.
+    pub liveness: f64,
+    /// Frames in the vote (the last `vote_frames` of the track, or fewer).
+    pub frames_voted: u32,
+    /// Frames of the vote that matched the person (at least `min_frames` for a decision
+    /// about a person; for `unknown_face`, the best any person reached).
+    pub frames_agreeing: u32,
+    /// The JPEG snapshot, relative to the data dir (written by the daemon; optional until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_sha256: Option<String>,
+}
+
+/// `check_in`: a person of the session's roster signed in by face (R8, R14, R19).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckIn {
+    #[serde(flatten)]
+    pub vote: FaceVote,
+    /// After `[attendance] late_after` past the start.
+    pub late: bool,
+}
+
+/// `absent`: an expected trainee not checked in when the session ended (time = its end).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Absent {
+    pub session: String,
+    pub session_id: String,
+    pub date: Option<String>,
+    pub class_id: String,
+    pub person_id: String,
+    /// The occurrence's end, µs.
+    pub end_us: i64,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -440,7 +537,18 @@ pub enum Record {
     KeyRotated(KeyRotated),
     Enrollment(Enrollment),
     DeviceIdChanged(DeviceIdChanged),
-    // Coming (see the module doc): CheckIn, Snapshot, Command.
+    RosterRemoved(RosterRemoved),
+    CheckIn(CheckIn),
+    /// A checked-in person seen again in the `checkout_window` around the end.
+    CheckOut(FaceVote),
+    Absent(Absent),
+    /// A recognised, live person who is not on the session's roster.
+    UnexpectedPerson(FaceVote),
+    /// A live face that matches no one (once per track).
+    UnknownFace(FaceVote),
+    /// A face that fails liveness fused over the vote; it never checks anyone in.
+    SpoofAttempt(FaceVote),
+    // Coming (see the module doc): Snapshot, Command.
 }
 
 impl Record {
@@ -484,6 +592,13 @@ impl Record {
             Record::KeyRotated(_) => Kind::KeyRotated,
             Record::Enrollment(_) => Kind::Enrollment,
             Record::DeviceIdChanged(_) => Kind::DeviceIdChanged,
+            Record::RosterRemoved(_) => Kind::RosterRemoved,
+            Record::CheckIn(_) => Kind::CheckIn,
+            Record::CheckOut(_) => Kind::CheckOut,
+            Record::Absent(_) => Kind::Absent,
+            Record::UnexpectedPerson(_) => Kind::UnexpectedPerson,
+            Record::UnknownFace(_) => Kind::UnknownFace,
+            Record::SpoofAttempt(_) => Kind::SpoofAttempt,
         }
     }
 
@@ -544,6 +659,13 @@ impl Record {
             Record::KeyRotated(p) => v(p),
             Record::Enrollment(p) => v(p),
             Record::DeviceIdChanged(p) => v(p),
+            Record::RosterRemoved(p) => v(p),
+            Record::CheckIn(p) => v(p),
+            Record::CheckOut(p)
+            | Record::UnexpectedPerson(p)
+            | Record::UnknownFace(p)
+            | Record::SpoofAttempt(p) => v(p),
+            Record::Absent(p) => v(p),
         }
     }
 
@@ -582,6 +704,13 @@ impl Record {
             Kind::KeyRotated => Record::KeyRotated(p(kind, canonical_payload)?),
             Kind::Enrollment => Record::Enrollment(p(kind, canonical_payload)?),
             Kind::DeviceIdChanged => Record::DeviceIdChanged(p(kind, canonical_payload)?),
+            Kind::RosterRemoved => Record::RosterRemoved(p(kind, canonical_payload)?),
+            Kind::CheckIn => Record::CheckIn(p(kind, canonical_payload)?),
+            Kind::CheckOut => Record::CheckOut(p(kind, canonical_payload)?),
+            Kind::Absent => Record::Absent(p(kind, canonical_payload)?),
+            Kind::UnexpectedPerson => Record::UnexpectedPerson(p(kind, canonical_payload)?),
+            Kind::UnknownFace => Record::UnknownFace(p(kind, canonical_payload)?),
+            Kind::SpoofAttempt => Record::SpoofAttempt(p(kind, canonical_payload)?),
         };
         if k != Kind::Segment && file_sha256.is_some() {
             return Err(RecordError::new(

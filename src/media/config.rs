@@ -41,6 +41,37 @@ pub enum RtspTransport {
     Udp,
 }
 
+/// What a camera's frames are analysed for (issue 9; not yet used by the daemon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Analyze {
+    /// Not analysed (default).
+    Off,
+    /// A door camera: faces check in as they pass.
+    Entrance,
+    /// A camera over the room: faces seen in the check-in window check in too.
+    Classroom,
+}
+
+impl Analyze {
+    pub const ALL: [Analyze; 3] = [Analyze::Off, Analyze::Entrance, Analyze::Classroom];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Analyze::Off => "off",
+            Analyze::Entrance => "entrance",
+            Analyze::Classroom => "classroom",
+        }
+    }
+
+    /// The default `analyze_fps`.
+    pub fn default_fps(self) -> f64 {
+        match self {
+            Analyze::Entrance => 5.0,
+            Analyze::Off | Analyze::Classroom => 1.0,
+        }
+    }
+}
+
 /// One `[[camera]]` entry.
 #[derive(Debug, Clone)]
 pub struct CameraConfig {
@@ -70,6 +101,12 @@ pub struct CameraConfig {
     /// Extra options handed to FFmpeg when opening the input, e.g.
     /// `{ input_format = "mjpeg", video_size = "1280x720" }` for a V4L2 camera.
     pub input_options: BTreeMap<String, String>,
+    /// `off` (default), `entrance` or `classroom`.
+    pub analyze: Analyze,
+    /// Frames analysed per second. Default 5 for entrance, 1 for classroom; 0.1 to 30.
+    pub analyze_fps: f64,
+    /// Decoded for analysis instead of `url` (the camera's sub-stream); same forms as `url`.
+    pub analyze_source: Option<Source>,
 }
 
 impl CameraConfig {
@@ -151,6 +188,38 @@ impl CameraConfig {
                 }
             }
         }
+        let names: Vec<&str> = Analyze::ALL.iter().map(|a| a.as_str()).collect();
+        let analyze = s
+            .choice(p, "analyze", &names)
+            .and_then(|a| Analyze::ALL.into_iter().find(|x| x.as_str() == a))
+            .unwrap_or(Analyze::Off);
+        let fps = s.float(p, "analyze_fps", 0.1, 30.0);
+        let analyze_url = s.string(p, "analyze_url");
+        let analyze_source = analyze_url.and_then(|u| match parse_source(&u, s) {
+            Ok(src) => Some(src),
+            Err(expected) => {
+                p.push(
+                    s.key_path("analyze_url"),
+                    Some(format!("{:?}", redact_url(&u))),
+                    expected,
+                );
+                None
+            }
+        });
+        if analyze == Analyze::Off {
+            for (key, set) in [
+                ("analyze_fps", fps.is_some()),
+                ("analyze_url", analyze_source.is_some()),
+            ] {
+                if set {
+                    p.push(
+                        s.key_path(key),
+                        None,
+                        "only with analyze = \"entrance\" or \"classroom\"",
+                    );
+                }
+            }
+        }
         Some(CameraConfig {
             id: id?,
             source: source?,
@@ -161,6 +230,9 @@ impl CameraConfig {
             reconnect_max_backoff,
             clock_tolerance,
             input_options,
+            analyze,
+            analyze_fps: fps.unwrap_or(analyze.default_fps()),
+            analyze_source,
         })
     }
 
@@ -198,6 +270,21 @@ impl CameraConfig {
                 if *looped { " loop" } else { "" },
                 if *realtime { " realtime" } else { "" }
             );
+        }
+        if self.analyze != Analyze::Off {
+            extra.push_str(&format!(
+                " analyze={}@{}fps",
+                self.analyze.as_str(),
+                self.analyze_fps
+            ));
+            if let Some(src) = &self.analyze_source {
+                let url = match src {
+                    Source::Rtsp { url, .. } => redact_url(url),
+                    Source::File { path, .. } => format!("file://{}", path.display()),
+                    Source::V4l2 { device } => device.display().to_string(),
+                };
+                extra.push_str(&format!(" from {url}"));
+            }
         }
         format!(
             "{:<10} {}{} record={} segment={} stall_timeout={}",
@@ -285,6 +372,40 @@ mod tests {
         let c = CameraConfig::read(&s, &mut p);
         s.finish(&mut p);
         (c, p.0.iter().map(ToString::to_string).collect())
+    }
+
+    /// Issue 9, item 1: `analyze`, `analyze_fps` (default by kind) and `analyze_url`.
+    #[test]
+    fn analyze_keys() {
+        let (c, p) = camera("id = \"door\"\nurl = \"rtsp://h/101\"\n");
+        assert!(p.is_empty(), "{p:?}");
+        let c = c.unwrap();
+        assert_eq!((c.analyze, c.analyze_source.clone()), (Analyze::Off, None));
+        let (c, p) = camera("id = \"door\"\nurl = \"rtsp://h/101\"\nanalyze = \"entrance\"\n");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.unwrap().analyze_fps, 5.0);
+        let (c, p) = camera(
+            "id = \"room\"\nurl = \"rtsp://h/101\"\nanalyze = \"classroom\"\nanalyze_url = \"rtsp://u:pw@h/102\"\n",
+        );
+        assert!(p.is_empty(), "{p:?}");
+        let c = c.unwrap();
+        assert_eq!(c.analyze_fps, 1.0);
+        assert!(matches!(&c.analyze_source, Some(Source::Rtsp { url, .. }) if url == "rtsp://u:pw@h/102"));
+        assert!(
+            c.summary()
+                .contains("analyze=classroom@1fps from rtsp://u:***@h/102"),
+            "{}",
+            c.summary()
+        );
+        let (_, p) = camera(
+            "id = \"a\"\nurl = \"rtsp://h/1\"\nanalyze = \"door\"\nanalyze_fps = 60\nanalyze_url = \"http://x\"\n",
+        );
+        let all = p.join("\n");
+        assert!(all.contains("analyze") && all.contains("entrance"), "{all}");
+        assert!(all.contains("analyze_fps"), "{all}");
+        assert!(all.contains("analyze_url"), "{all}");
+        let (_, p) = camera("id = \"a\"\nurl = \"rtsp://h/1\"\nanalyze_fps = 2\n");
+        assert!(p.join("\n").contains("only with analyze"), "{p:?}");
     }
 
     #[test]

@@ -194,6 +194,7 @@ impl Detector {
 
         let input = TensorRef::from_array_view(([1usize, 3, ih, iw], &self.tensor[..]))
             .map_err(|e| VisionError::Inference(format!("detector input: {e}")))?;
+        super::fpu::flush_subnormals(); // see vision::fpu
         let outputs = self
             .session
             .run(ort::inputs![input])

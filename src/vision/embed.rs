@@ -105,6 +105,7 @@ impl Embedder {
         }
         let input = TensorRef::from_array_view(([crops.len(), 3, h, w], &self.tensor[..]))
             .map_err(|e| VisionError::Inference(format!("embedding input: {e}")))?;
+        super::fpu::flush_subnormals(); // see vision::fpu
         let outputs = self
             .session
             .run(ort::inputs![input])

@@ -115,6 +115,7 @@ impl LivenessModels {
             crop.write_chw(m.input.channel_order, m.input.mean, m.input.scale, &mut m.tensor);
             let input = TensorRef::from_array_view(([1usize, 3, h, w], &m.tensor[..]))
                 .map_err(|e| VisionError::Inference(format!("liveness input: {e}")))?;
+            super::fpu::flush_subnormals(); // see vision::fpu
             let out = m
                 .session
                 .run(ort::inputs![input])

@@ -12,6 +12,7 @@ pub mod config;
 pub mod detect;
 pub mod embed;
 pub mod fetch;
+pub mod fpu;
 pub mod gallery;
 pub mod image;
 pub mod liveness;

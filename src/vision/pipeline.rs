@@ -67,6 +67,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// Loads the runtime and the models the config names, each checked by sha256.
     pub fn load(config: &VisionConfig) -> Result<Pipeline, VisionError> {
+        // Subnormals off on this thread now, and again before every run on whichever thread
+        // the pipeline moved to (vision::fpu).
+        super::fpu::flush_subnormals();
         let rt = Runtime::load(&config.ort_library, config.threads)?;
         let manifest = Manifest::embedded()?;
         let read = |name: &str| -> Result<_, VisionError> {

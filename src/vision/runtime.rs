@@ -116,6 +116,10 @@ impl Runtime {
             .map_err(|e| err(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| err(e.to_string()))?
+            // FTZ/DAZ on ONNX Runtime's pool threads (threads > 1); the calling thread is
+            // covered by `fpu::flush_subnormals` before each run (see vision::fpu).
+            .with_flush_to_zero()
+            .map_err(|e| err(e.to_string()))?
             .commit_from_memory(bytes)
             .map_err(|e| err(format!("ONNX Runtime cannot load it: {e}")))
     }

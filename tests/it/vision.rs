@@ -379,6 +379,15 @@ fn golden_embedding_of_a_fixed_aligned_crop_is_reproduced() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst <= 1e-4, "embedding differs from the golden one by {worst}");
+    // The golden was computed with the default MXCSR; classproof flushes subnormals on the
+    // thread that runs inference (vision::fpu, issue 9): the embedding must not move.
+    assert!(
+        classproof::vision::fpu::subnormals_flushed(),
+        "inference ran without FTZ/DAZ on this thread"
+    );
+    let cos = classproof::vision::embed::cosine(&e, &GOLDEN_EMBEDDING)
+        / GOLDEN_EMBEDDING.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(cos >= 0.9999, "cosine to the golden embedding {cos}");
 }
 
 #[test]
@@ -496,9 +505,10 @@ const THRESHOLD: f32 = ::classproof::vision::config::DEFAULT_MATCH_THRESHOLD;
 
 /// pairs.csv (49 photos of 17 people, 108 genuine and 1068 impostor pairs). Measured with
 /// fr_feature (BGR) on 2026-11-22: genuine 0.467–0.958 (mean 0.775), impostor −0.256–0.302
-/// (mean 0.015): at the default threshold 0.40 all 108 genuine pairs are accepted and all
-/// 1068 impostor pairs rejected; NUAA (East-Asian webcam) impostors reach 0.153, celebrity
-/// impostors 0.302.
+/// (mean 0.015). At the default threshold 0.50 (issue 9: set from the impostor side) 107 of
+/// 108 genuine pairs are accepted (the miss is Robert Downey Jr d3 ~ d5, 0.467, the hardest
+/// celebrity pair) and all 1068 impostor pairs rejected; NUAA (East-Asian webcam) genuine pairs
+/// all pass (minimum 0.609), NUAA impostors reach 0.153, celebrity impostors 0.302.
 #[test]
 fn pairs_csv_genuine_pairs_match_and_impostors_do_not() {
     let (report, rows) = calibrate(&["--pairs", shared().join("faces-dev/pairs.csv").to_str().unwrap()]);
@@ -528,8 +538,18 @@ fn pairs_csv_genuine_pairs_match_and_impostors_do_not() {
     );
     assert_eq!(
         count(&rows, true, |s| s >= THRESHOLD),
-        (108, 108),
+        (107, 108),
         "genuine accepted"
+    );
+    let missed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.2 && r.3.is_some_and(|s| s < THRESHOLD))
+        .collect();
+    assert!(
+        missed
+            .iter()
+            .all(|r| r.0.contains("Robert_Downey_Jr") && r.1.contains("Robert_Downey_Jr")),
+        "{missed:?}"
     );
     assert_eq!(
         count(&rows, false, |s| s < THRESHOLD),
@@ -553,7 +573,8 @@ fn pairs_csv_genuine_pairs_match_and_impostors_do_not() {
 
 /// labels.csv, identity photos, singletons and the NUAA live and print captures (prints are the
 /// same people, so they count for identity): 738 genuine and 2832 impostor pairs. Measured on
-/// 2026-11-22 at the default threshold 0.40: 709 of 738 genuine pairs accepted (96.1%; the
+/// 2026-11-22 at the threshold 0.40: 709 of 738 genuine pairs accepted (96.1%; at the default
+/// 0.50 since issue 9: 702 of 738; the
 /// misses are print-attack photos against live ones, one NUAA print is detected on the wrong
 /// region), 2832 of 2832 impostor pairs rejected (maximum 0.302), rank-1 0.985.
 #[test]
@@ -904,4 +925,141 @@ fn a_missing_or_wrong_runtime_library_is_a_clear_error_not_a_panic() {
         assert!(t.contains(lib) && t.contains(expect), "{t}");
         assert!(!t.contains("panicked"), "{t}");
     }
+}
+
+/// Issue 9, item 3: classes in `roster import` (`class_id`, several separated by `;`) and on
+/// `enroll --class`, shown by `roster list`; R10 `max_trainees` refuses a file whose class
+/// would be too large, naming the file, the row and the class; `roster remove` deletes the
+/// templates with a `roster_removed` record (R15).
+#[test]
+fn roster_classes_are_imported_limited_listed_and_a_removal_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path(), "\n[rules]\nprofile = \"custom\"\nmax_trainees = 2\n");
+    let cfg = cfg.to_str().unwrap();
+    let f = shared().join("faces-dev");
+    let photo = |p: &str| f.join(p).to_str().unwrap().to_string();
+    let (a1, a2) = (
+        photo("nuaa/live/0002/0002_01_00_01_124.jpg"),
+        photo("nuaa/live/0002/0002_01_00_01_212.jpg"),
+    );
+    let b1 = photo("nuaa/live/0001/0001_00_00_01_101.jpg");
+    let t1 = photo("identities/Joe_Biden/biden.jpg");
+    let csv = dir.path().join("roster.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "person_id,name,role,id_number,class_id,photo\n\
+             s001,Zhang Wei,trainee,410105199001011234,c1;c2,{a1}\n\
+             s002,Li Na,trainee,,c1,{b1}\n\
+             t001,Wang Fang,teacher,,c1;c2,{t1}\n"
+        ),
+    )
+    .unwrap();
+    let out = classproof(&["roster", "import", "--config", cfg, csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let list = || -> Vec<serde_json::Value> {
+        let out = classproof(&["roster", "list", "--config", cfg, "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let people = list();
+    assert_eq!(people.len(), 3);
+    assert_eq!(people[0]["classes"], serde_json::json!(["c1", "c2"]));
+    assert_eq!(people[1]["classes"], serde_json::json!(["c1"]));
+    assert_eq!(people[2]["classes"], serde_json::json!(["c1", "c2"]));
+    let out = classproof(&["roster", "list", "--config", cfg]);
+    assert!(text(&out).contains("c1;c2"), "{}", text(&out));
+
+    // R10: a third trainee in c1 is refused, naming the file, the row and the class; nothing
+    // of the file is imported (not even the row before it). The teacher does not count.
+    let more = dir.path().join("more.csv");
+    std::fs::write(
+        &more,
+        format!(
+            "person_id,name,role,id_number,class_id,photo\n\
+             t002,Zhao Min,teacher,,c1,{t1}\n\
+             s003,Chen Jie,trainee,,c2;c1,{a2}\n"
+        ),
+    )
+    .unwrap();
+    let out = classproof(&["roster", "import", "--config", cfg, more.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(&format!(
+            "{}: row 3: class c1 would have 3 trainees",
+            more.display()
+        )) && t.contains("max_trainees = 2")
+            && t.contains("R10"),
+        "{t}"
+    );
+    assert_eq!(list().len(), 3, "nothing imported");
+    // A class id with a character a class id may not have is that row's problem.
+    std::fs::write(
+        &more,
+        format!("person_id,name,role,id_number,class_id,photo\ns004,Zhou Yu,trainee,,c 9,{a2}\n"),
+    )
+    .unwrap();
+    let out = classproof(&["roster", "import", "--config", cfg, more.to_str().unwrap()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("row 2: s004 Zhou Yu (-): column class_id: roster: class id \"c 9\""),
+        "{t}"
+    );
+
+    // enroll --class adds (repeatable); over the limit it is refused before any photo is read.
+    let out = classproof(&[
+        "enroll", "--config", cfg, "--person", "s002", "--name", "Li Na", "--role", "trainee", "--class",
+        "c3", "--class", "c2", &b1,
+    ]);
+    // The photo is already enrolled (exit 1) but the classes are applied with the person.
+    assert!(text(&out).contains("class c1;c2;c3"), "{}", text(&out));
+    assert_eq!(list()[1]["classes"], serde_json::json!(["c1", "c2", "c3"]));
+    let out = classproof(&[
+        "enroll", "--config", cfg, "--person", "s005", "--name", "Sun Li", "--role", "trainee", "--class",
+        "c1", &a2,
+    ]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("--class c1: the class would have 3 trainees"), "{t}");
+
+    // roster remove: templates gone, a typed record with the masked ID number only (R15).
+    let out = classproof(&["roster", "remove", "--config", cfg, "s001"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("1 template(s) deleted"), "{t}");
+    assert!(!t.contains("410105199001011234"), "{t}");
+    let people = list();
+    assert_eq!(people.len(), 2);
+    assert!(people.iter().all(|p| p["person_id"] != "s001"));
+    let out = classproof(&["events", "--config", cfg, "--type", "roster_removed", "--json"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(!t.contains("410105199001011234"), "R15: {t}");
+    let recs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 1, "{t}");
+    assert_eq!(recs[0]["person_id"], "s001");
+    assert_eq!(recs[0]["id_number_masked"], "410105********1234");
+    assert_eq!(recs[0]["templates_removed"], 1);
+    assert_eq!(recs[0]["classes"], serde_json::json!(["c1", "c2"]));
+    // identify no longer finds the removed person; removing them again is an error.
+    let out = classproof(&["identify", "--config", cfg, "--json", &a2]);
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("\"s001\""),
+        "{}",
+        text(&out)
+    );
+    let out = classproof(&["roster", "remove", "--config", cfg, "s001"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // The log still verifies with the new record in it.
+    let out = classproof(&["verify", "--config", cfg]);
+    assert!(out.status.success(), "{}", text(&out));
 }
