@@ -6,7 +6,7 @@
 //! Invariants:
 //! - the payload of a record is exactly `canonical_json(serde_json::to_value(payload))`: the
 //!   hashed bytes of a record written before this module existed are what its typed payload
-//!   serialises to again (tests/fixtures/store-v1 proves it record for record);
+//!   serialises to again (tests/fixtures/store-v1.sql proves it record for record);
 //! - reading back ([`Record::from_stored`]) is strict: an unknown kind, an unknown enum value
 //!   (gap cause, segment state, alarm, verdict …), a missing or an unknown field is an error
 //!   naming the record, never a different value. A payload that parses but does not
@@ -743,7 +743,7 @@ mod tests {
     }
 
     /// Payloads exactly as the code before typed records built them (`json!`), for the kinds
-    /// tests/fixtures/store-v1 does not hold.
+    /// tests/fixtures/store-v1.sql does not hold.
     #[test]
     fn payloads_of_the_untyped_code_read_back_byte_for_byte() {
         let cases = [
