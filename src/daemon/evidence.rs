@@ -17,7 +17,7 @@ use chrono::Utc;
 use rusqlite::Connection;
 use serde_json::json;
 
-use super::jobs::JobContext;
+use super::jobs::{JobContext, LogThrottle};
 use super::supervisor::{JobError, JobHandle, Supervisor};
 use crate::db;
 use crate::evidence::disk::{self, show_size};
@@ -106,7 +106,7 @@ struct Job {
     forecast_low: bool,
     /// The `disk_full` alarm state the log last recorded (the flag itself is `ctx.disk_full`).
     disk_full_recorded: bool,
-    last_error: Option<(String, Instant)>,
+    errors: LogThrottle,
 }
 
 impl Job {
@@ -143,7 +143,7 @@ impl Job {
             looked_at: None,
             forecast_low,
             disk_full_recorded: disk_full,
-            last_error: None,
+            errors: LogThrottle::default(),
         })
     }
 
@@ -229,7 +229,7 @@ impl Job {
 
     /// The last pass worked: a failure reported before is over.
     fn recovered(&mut self, handle: &JobHandle) {
-        if self.last_error.take().is_some() {
+        if self.errors.clear() {
             tracing::info!("evidence: checkpoints and the disk watch work again");
             handle.running();
         }
@@ -238,13 +238,8 @@ impl Job {
     /// Logs a failure once a minute at most (a full disk would otherwise repeat it every tick).
     fn report_error(&mut self, what: &str, e: impl std::fmt::Display) {
         let msg = format!("{what}: {e}");
-        let repeat = self
-            .last_error
-            .as_ref()
-            .is_some_and(|(m, at)| *m == msg && at.elapsed() < Duration::from_secs(60));
-        if !repeat {
-            tracing::error!("evidence: {msg}");
-            self.last_error = Some((msg, Instant::now()));
+        if let Some(repeats) = self.errors.allow(&msg) {
+            tracing::error!(repeats, "evidence: {msg}");
         }
     }
 

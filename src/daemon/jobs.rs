@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 
@@ -55,5 +55,38 @@ impl Changes {
             .wait_timeout_while(guard, timeout, |v| *v == seen)
             .unwrap_or_else(|e| e.into_inner());
         *guard
+    }
+}
+
+/// The same failure is logged at most once this often.
+pub const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs a repeated failure once per [`LOG_EVERY`], with how often it happened meanwhile (a
+/// full disk would otherwise repeat the same line at every retry).
+#[derive(Debug, Default)]
+pub struct LogThrottle {
+    last: Option<(String, Instant)>,
+    suppressed: u64,
+}
+
+impl LogThrottle {
+    /// Whether to log `msg` now; returns the number of repeats suppressed since the last line.
+    pub fn allow(&mut self, msg: &str) -> Option<u64> {
+        match &self.last {
+            Some((m, at)) if m == msg && at.elapsed() < LOG_EVERY => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some((msg.to_string(), Instant::now()));
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+
+    /// The failure is over: returns whether one was being reported.
+    pub fn clear(&mut self) -> bool {
+        self.suppressed = 0;
+        self.last.take().is_some()
     }
 }

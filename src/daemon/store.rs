@@ -30,7 +30,7 @@ use rusqlite::Connection;
 use thiserror::Error;
 use tracing::{error, info, warn};
 
-use super::jobs::Changes;
+use super::jobs::{Changes, LogThrottle};
 use super::supervisor::{JobError, JobHandle};
 use crate::clock::{from_us, rfc3339};
 use crate::db::{self, DbError};
@@ -49,8 +49,6 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 /// …doubling up to this.
 const RETRY_MAX: Duration = Duration::from_secs(5);
-/// The same failure is logged at most once this often.
-const LOG_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -92,35 +90,6 @@ struct OpenGap {
     detail: Option<String>,
 }
 
-/// Logs a repeated failure once per [`LOG_EVERY`], with how often it happened meanwhile.
-#[derive(Debug, Default)]
-struct Throttle {
-    last: Option<(String, Instant)>,
-    suppressed: u64,
-}
-
-impl Throttle {
-    /// Whether to log `msg` now; returns the number of repeats suppressed since the last line.
-    fn allow(&mut self, msg: &str) -> Option<u64> {
-        match &self.last {
-            Some((m, at)) if m == msg && at.elapsed() < LOG_EVERY => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some((msg.to_string(), Instant::now()));
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-
-    /// The failure is over: returns whether one was being reported.
-    fn clear(&mut self) -> bool {
-        self.suppressed = 0;
-        self.last.take().is_some()
-    }
-}
-
 pub struct Store {
     conn: Option<Connection>,
     data_dir: PathBuf,
@@ -136,7 +105,7 @@ pub struct Store {
     pending: VecDeque<MediaEvent>,
     retry_at: Option<Instant>,
     backoff: Duration,
-    throttle: Throttle,
+    throttle: LogThrottle,
     last_heartbeat: Option<Instant>,
     heartbeat_failing: bool,
     /// Since when writes fail (the first failure of the current run of them): recorded as an
@@ -197,7 +166,7 @@ impl Store {
             pending: VecDeque::new(),
             retry_at: None,
             backoff: RETRY_FIRST,
-            throttle: Throttle::default(),
+            throttle: LogThrottle::default(),
             last_heartbeat: None,
             heartbeat_failing: false,
             trouble: None,

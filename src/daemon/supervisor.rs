@@ -41,15 +41,6 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
-    /// A handle outside any supervisor (tool commands, tests): its own registry and stop flag.
-    pub fn detached(name: &str) -> JobHandle {
-        JobHandle {
-            name: name.into(),
-            health: Arc::new(Health::default()),
-            stop: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -33,7 +33,7 @@ use super::config::UpstreamConfig;
 use super::message::{self, Online, Topics};
 use super::outbox::{self, ConnState};
 use super::source;
-use crate::daemon::jobs::JobContext;
+use crate::daemon::jobs::{JobContext, LogThrottle};
 use crate::daemon::supervisor::{JobError, JobHandle};
 use crate::db;
 use crate::evidence::record::AlarmKind;
@@ -184,7 +184,7 @@ struct Sync {
     /// Written to the database.
     stored: (i64, i64),
     stored_at: Instant,
-    last_logged: Option<(String, Instant)>,
+    errors: LogThrottle,
 }
 
 impl Sync {
@@ -211,7 +211,7 @@ impl Sync {
             acked_cp: cp,
             stored: (seq, cp),
             stored_at: Instant::now(),
-            last_logged: None,
+            errors: LogThrottle::default(),
         })
     }
 
@@ -264,18 +264,14 @@ impl Sync {
             self.state.upstream_alarm = true;
         }
         outbox::set_conn_state(&self.conn, &self.state)?;
-        let repeat = self
-            .last_logged
-            .as_ref()
-            .is_some_and(|(m, at)| m == reason && at.elapsed() < Duration::from_secs(60));
-        if !repeat {
+        if let Some(repeats) = self.errors.allow(reason) {
             error!(
+                repeats,
                 broker = %self.cfg.broker,
                 retry_in = %humantime::format_duration(retry),
                 backlog = self.backlog().unwrap_or(0),
                 "sync: {reason}; nothing is lost, records wait in the log"
             );
-            self.last_logged = Some((reason.to_string(), Instant::now()));
         }
         Ok(())
     }
@@ -293,7 +289,7 @@ impl Sync {
             self.state.upstream_alarm = false;
         }
         outbox::set_conn_state(&self.conn, &self.state)?;
-        self.last_logged = None;
+        self.errors.clear();
         info!(broker = %self.cfg.broker, cursor = self.acked_seq, backlog = self.backlog()?, "sync: connected; publishing from the cursor");
         Ok(())
     }

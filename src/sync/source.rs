@@ -9,32 +9,8 @@ use crate::evidence::log::{self, LogError};
 use crate::evidence::record::{AlarmKind, AlarmState, Record};
 use crate::evidence::store::{self, StoreError};
 
-/// One record of the log, as it was hashed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub seq: i64,
-    pub time_us: i64,
-    pub kind: String,
-    /// The canonical payload text exactly as hashed.
-    pub payload: String,
-    pub file_sha256: Option<String>,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
-}
-
-impl From<log::RawRecord> for Entry {
-    fn from(r: log::RawRecord) -> Entry {
-        Entry {
-            seq: r.seq,
-            time_us: r.time_us,
-            kind: r.kind,
-            payload: r.payload,
-            file_sha256: r.file_sha256,
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-        }
-    }
-}
+/// One record of the log exactly as stored and hashed.
+pub type Entry = log::RawRecord;
 
 /// One stored signed checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +26,7 @@ pub struct CheckpointRow {
 
 /// Records with `seq > after`, in order, at most `limit`.
 pub fn records_after(conn: &Connection, after: i64, limit: i64) -> Result<Vec<Entry>, LogError> {
-    Ok(log::read_raw(conn, after + 1, i64::MAX, limit)?
-        .into_iter()
-        .map(Entry::from)
-        .collect())
+    log::read_raw(conn, after + 1, i64::MAX, limit)
 }
 
 /// The seq of the last record (0 for an empty log).
