@@ -93,15 +93,21 @@ pub struct HourVerdict {
     /// Time recorded inside the hour (so far), by any of the session's cameras.
     pub recorded_us: i64,
     pub holes: Vec<Hole>,
+    /// The unbroken runs inside the hour (so far), in order: what R3's "the run shows all
+    /// trainees" is checked against (`compliance::presence`).
+    pub runs: Vec<RunSpan>,
     /// The hour has ended (`now >= end`): the verdict is `pass` or `fail` and will not change
     /// unless the timeline before the end does.
     pub ended: bool,
 }
 
-/// A run found in the hour.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    len: i64,
+/// An unbroken run found in the hour: from its first to its last recorded moment (it may
+/// contain tolerated or bridged holes), and the time recorded in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSpan {
+    pub start_us: i64,
+    pub end_us: i64,
+    pub len_us: i64,
 }
 
 /// Judges one class hour at `now`.
@@ -117,12 +123,20 @@ pub fn judge_hour(
     let coverage = Coverage::of(cameras, start, known_to);
 
     // Walk the pieces, building runs: a breaking hole ends the current run.
-    let mut runs: Vec<Run> = Vec::new();
-    let mut current: Option<Run> = None;
+    let mut runs: Vec<RunSpan> = Vec::new();
+    let mut current: Option<RunSpan> = None;
     let mut holes = Vec::new();
     for piece in &coverage.pieces {
         match &piece.kind {
-            PieceKind::Recorded => current.get_or_insert(Run { len: 0 }).len += piece.len_us(),
+            PieceKind::Recorded => {
+                let run = current.get_or_insert(RunSpan {
+                    start_us: piece.start_us,
+                    end_us: piece.start_us,
+                    len_us: 0,
+                });
+                run.len_us += piece.len_us();
+                run.end_us = piece.end_us;
+            }
             PieceKind::Hole { bridged, cause } => {
                 let breaks = !bridged && piece.len_us() > tolerance_us;
                 holes.push(Hole {
@@ -138,9 +152,9 @@ pub fn judge_hour(
         }
     }
     // The run still alive at `now`: the last one, unless a breaking hole followed it.
-    let alive = current.map(|r| r.len);
+    let alive = current.map(|r| r.len_us);
     runs.extend(current);
-    let longest_run_us = runs.iter().map(|r| r.len).max().unwrap_or(0);
+    let longest_run_us = runs.iter().map(|r| r.len_us).max().unwrap_or(0);
     let ended = now_us >= end;
 
     let (verdict, required_run_us) = match rule.requirement {
@@ -186,6 +200,7 @@ pub fn judge_hour(
         longest_run_us,
         recorded_us: coverage.recorded_us(),
         holes,
+        runs,
         ended,
     }
 }

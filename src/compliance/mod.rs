@@ -10,11 +10,12 @@
 //! - `engine`: the verdict of one class hour at a moment.
 
 pub mod engine;
+pub mod presence;
 pub mod profile;
 pub mod schedule;
 pub mod timeline;
 
-pub use engine::{HourVerdict, Verdict, judge_hour};
+pub use engine::{HourVerdict, RunSpan, Verdict, judge_hour};
 pub use profile::{Profile, Requirement, Rule, RulesConfig, SessionKind};
 pub use schedule::{ClassHour, Occurrence, SessionConfig};
 pub use timeline::{CameraTimeline, Missing, Recorded};

@@ -495,6 +495,7 @@ fn summary_counts_verdicts() {
         longest_run_us: 0,
         recorded_us: 0,
         holes: vec![],
+        runs: vec![],
         ended: false,
     };
     let s = Summary::of(&[mk(Verdict::Pass), mk(Verdict::Pass), mk(Verdict::AtRisk)]);
@@ -646,6 +647,30 @@ proptest! {
         );
         prop_assert!(after.longest_run_us >= before.longest_run_us);
         prop_assert!(after.recorded_us >= before.recorded_us);
+    }
+
+    /// The runs (what R3's presence check looks inside) are ordered, disjoint, inside the hour
+    /// and before `now`, each no longer than its span; the longest is `longest_run_us`, and a
+    /// breaking hole lies between any two.
+    #[test]
+    fn runs_are_ordered_disjoint_spans_split_by_breaking_holes(
+        cams in arb_cameras(),
+        rule in arb_rule(),
+        now in -5_000i64..80_000,
+    ) {
+        let now = T0 + now * 1000;
+        let v = judge_hour(&HOUR, &rule, TOL, &cams, now);
+        for r in &v.runs {
+            prop_assert!(HOUR.start_us <= r.start_us && r.start_us < r.end_us);
+            prop_assert!(r.end_us <= HOUR.end_us.min(now));
+            prop_assert!(0 < r.len_us && r.len_us <= r.end_us - r.start_us);
+        }
+        for w in v.runs.windows(2) {
+            prop_assert!(w[0].end_us <= w[1].start_us);
+            prop_assert!(v.holes.iter().any(|h| h.breaks_run
+                && w[0].end_us <= h.start_us && h.end_us <= w[1].start_us));
+        }
+        prop_assert_eq!(v.runs.iter().map(|r| r.len_us).max().unwrap_or(0), v.longest_run_us);
     }
 
     /// Removing recording (a whole segment, which may also undo a bridge) never turns a fail
