@@ -8,5 +8,6 @@ pub mod checkin;
 pub mod config;
 pub mod enroll;
 pub mod roster;
+pub mod spot_check;
 
 pub use roster::{Person, Role};
