@@ -7,6 +7,7 @@
 pub mod checkin;
 pub mod config;
 pub mod enroll;
+pub mod report;
 pub mod roster;
 
 pub use roster::{Person, Role};
