@@ -99,12 +99,15 @@ pub struct ExportSummary {
     pub signed_now: bool,
 }
 
-/// The camera and time a `segment` or `gap` record covers.
+/// The camera and time a `segment`, `gap` or face-decision record covers.
 fn covers(rec: &Record) -> Option<(&str, i64, i64)> {
     match rec {
         Record::Segment(s) => Some((&s.camera, s.start_us, s.end_us)),
         Record::Gap(g) => Some((&g.camera, g.start_us, g.end_us)),
-        _ => None,
+        // issue 9: a face decision on one of the span's cameras, with its snapshot.
+        r => r
+            .face_vote()
+            .map(|v| (v.camera.as_str(), v.time_us, v.time_us + 1)),
     }
 }
 
@@ -138,7 +141,15 @@ pub fn export(
         )));
     }
     let mut relevant: Vec<RawRecord> = Vec::new();
-    for kind in [Kind::Segment, Kind::Gap] {
+    for kind in [
+        Kind::Segment,
+        Kind::Gap,
+        Kind::CheckIn,
+        Kind::CheckOut,
+        Kind::UnexpectedPerson,
+        Kind::UnknownFace,
+        Kind::SpoofAttempt,
+    ] {
         for r in log::read_raw_kind_between(
             conn,
             kind,
@@ -220,10 +231,7 @@ pub fn export(
         signed_now,
     };
     let mut manifest_files = Vec::new();
-    for r in relevant
-        .iter()
-        .filter(|r| r.kind == Kind::Segment.as_str() && r.seq <= c1)
-    {
+    for r in relevant.iter().filter(|r| r.file_sha256.is_some() && r.seq <= c1) {
         let Some(path) = r.file_path() else { continue };
         let Some(rel) = safe_rel_path(&path) else { continue };
         if store::file_by_seq(conn, r.seq)?.is_some_and(|f| f.pruned_seq.is_some()) {
