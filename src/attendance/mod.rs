@@ -9,5 +9,6 @@ pub mod config;
 pub mod enroll;
 pub mod report;
 pub mod roster;
+pub mod track;
 
 pub use roster::{Person, Role};
