@@ -926,6 +926,52 @@ mod tests {
         assert!(e.to_string().contains("unknown record type"), "{e}");
     }
 
+    /// issue 9: a face decision with a snapshot vouches for that file like a segment does.
+    #[test]
+    fn a_face_decision_vouches_for_its_snapshot() {
+        let sha = "ab".repeat(32);
+        let vote = FaceVote {
+            session: "s1".into(),
+            session_id: "s1".into(),
+            date: None,
+            class_id: "c1".into(),
+            class_hour: Some(1),
+            camera: "door".into(),
+            track: 7,
+            time_us: 1,
+            person_id: Some("p1".into()),
+            role: Some(Role::Trainee),
+            similarity: Some(0.8),
+            margin: None,
+            liveness: 0.9,
+            frames_voted: 5,
+            frames_agreeing: 5,
+            snapshot: Some("snapshots/door/2026-12-01/x.jpg".into()),
+            snapshot_sha256: Some(sha.clone()),
+        };
+        let r = Record::CheckIn(CheckIn {
+            vote: vote.clone(),
+            late: false,
+        });
+        assert_eq!(r.file_sha256(), Some(sha.as_str()));
+        assert_eq!(r.file_path(), Some("snapshots/door/2026-12-01/x.jpg"));
+        let p = r.canonical_payload();
+        assert_eq!(Record::from_stored("check_in", &p, Some(&sha)).unwrap(), r);
+        let e = Record::from_stored("check_in", &p, None).unwrap_err();
+        assert!(e.to_string().contains("no file_sha256"), "{e}");
+        let e = Record::from_stored("check_in", &p, Some(&"cd".repeat(32))).unwrap_err();
+        assert!(e.to_string().contains("not the payload's snapshot_sha256"), "{e}");
+        // Without a snapshot, no file.
+        let bare = Record::UnknownFace(FaceVote {
+            snapshot: None,
+            snapshot_sha256: None,
+            ..vote
+        });
+        assert_eq!((bare.file_sha256(), bare.file_path()), (None, None));
+        let e = Record::from_stored("unknown_face", &bare.canonical_payload(), Some(&sha)).unwrap_err();
+        assert!(e.to_string().contains("names no file"), "{e}");
+    }
+
     #[test]
     fn every_kind_has_one_name() {
         let names: std::collections::HashSet<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
