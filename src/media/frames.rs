@@ -3,8 +3,8 @@
 //! Each analysed camera (`analyze = "entrance" | "classroom"`) gets a sampler of its own: a
 //! second connection to `analyze_url` when set (the camera's sub-stream), else to the camera's
 //! own `url`; the recorder's thread, connection and timing are never touched. The sampler
-//! decodes only what it needs: once the stream's keyframes come at least `analyze_fps` often,
-//! only keyframes are decoded (a full decode of a 1080p25 stream costs ~20× more); otherwise
+//! decodes only what it needs: while the stream's keyframes come at least `analyze_fps` often
+//! (measured over the last few keyframes), only keyframes are decoded (a full decode of a 1080p25 stream costs ~20× more); otherwise
 //! every frame is decoded and one is kept every 1/`analyze_fps` seconds of media time.
 //!
 //! Kept frames go into [`FrameQueues`]: a bounded queue per camera that drops the *oldest*
@@ -242,8 +242,9 @@ pub struct KeyframePolicy {
 }
 
 impl KeyframePolicy {
-    /// Notes a keyframe at media time `t_s`; returns whether keyframes-only suffices for `fps`.
-    pub fn keyframe(&mut self, t_s: f64, fps: f64) -> bool {
+    /// Notes a keyframe at media time `t_s`; returns whether keyframes-only suffices for `fps`,
+    /// `None` while the interval is not known yet (before the second keyframe).
+    pub fn keyframe(&mut self, t_s: f64, fps: f64) -> Option<bool> {
         if let Some(l) = self.last_key_s
             && t_s > l
         {
@@ -253,7 +254,8 @@ impl KeyframePolicy {
             }
         }
         self.last_key_s = Some(t_s);
-        self.intervals.len() >= 2 && self.intervals.iter().cloned().fold(0.0, f64::max) <= 1.0 / fps + 1e-3
+        (!self.intervals.is_empty())
+            .then(|| self.intervals.iter().cloned().fold(0.0, f64::max) <= 1.0 / fps + 1e-3)
     }
 }
 
@@ -327,7 +329,8 @@ fn sample_connection(
         let pkt = conn.read()?;
         let t = pkt.pts().or(pkt.dts()).map(secs).unwrap_or(0.0);
         if pkt.is_key() {
-            let suffices = policy.keyframe(t, cfg.analyze_fps);
+            // Until the keyframe interval is known (one interval), every frame is decoded.
+            let suffices = policy.keyframe(t, cfg.analyze_fps).unwrap_or(false);
             if suffices != keys_only {
                 keys_only = suffices;
                 counters.keyframes_only.store(keys_only, Ordering::Relaxed);
@@ -452,9 +455,16 @@ mod tests {
     #[test]
     fn keyframes_suffice_only_when_they_come_often_enough() {
         let mut p = KeyframePolicy::default();
-        let r: Vec<bool> = (0..4).map(|i| p.keyframe(i as f64 * 0.2, 5.0)).collect();
-        assert_eq!(r, [false, false, true, true]);
+        let r: Vec<Option<bool>> = (0..4).map(|i| p.keyframe(i as f64 * 0.2, 5.0)).collect();
+        assert_eq!(r, [None, Some(true), Some(true), Some(true)]);
         let mut p = KeyframePolicy::default();
-        assert!(!(0..5).any(|i| p.keyframe(i as f64 * 2.0, 5.0)));
+        let r: Vec<Option<bool>> = (0..4).map(|i| p.keyframe(i as f64 * 2.0, 5.0)).collect();
+        assert_eq!(r, [None, Some(false), Some(false), Some(false)]);
+        // A longer interval later switches back to a full decode.
+        assert_eq!(p.keyframe(6.2, 5.0), Some(false));
+        let mut p = KeyframePolicy::default();
+        p.keyframe(0.0, 5.0);
+        p.keyframe(0.2, 5.0);
+        assert_eq!(p.keyframe(1.2, 5.0), Some(false));
     }
 }
