@@ -305,6 +305,49 @@ break = "0s"
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // … and so does the exported bundle, which carries the session's snapshots.
+    let bundle = dir.join("bundle");
+    let out = classproof(&[
+        "export",
+        "--config",
+        &s(&config),
+        "--session",
+        "s1",
+        "--out",
+        &s(&bundle),
+    ]);
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported = bundle.join(check_in["snapshot"].as_str().unwrap());
+    assert_eq!(
+        sha256_hex(&exported),
+        check_in["snapshot_sha256"].as_str().unwrap()
+    );
+    let keys =
+        String::from_utf8_lossy(&classproof(&["keys", "show", "--config", &s(&config)]).stdout).to_string();
+    let key = keys
+        .split_whitespace()
+        .find(|w| w.starts_with("ed25519:"))
+        .unwrap_or_else(|| panic!("no key in {keys}"))
+        .to_string();
+    let verify_bundle = || classproof(&["verify", "--bundle", &s(&bundle), "--pubkey", &key]);
+    let out = verify_bundle();
+    assert!(
+        out.status.success(),
+        "verify --bundle: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::write(&exported, b"not the snapshot").unwrap();
+    let out = verify_bundle();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     std::fs::write(&snap, b"not the snapshot").unwrap();
     let out = classproof(&["verify", "--config", &s(&config)]);
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
