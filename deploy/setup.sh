@@ -7,7 +7,8 @@
 #                            target/release/classproof
 #   deploy/setup.sh check    only verify: name every missing package and GStreamer element,
 #                            exit 1 if anything is missing; installs and builds nothing
-#   deploy/setup.sh demo     … then run the daemon on deploy/demo.toml (a generated video camera)
+#   deploy/setup.sh demo     … then run the daemon on deploy/demo.toml (a generated video camera,
+#                            and an entrance camera checking a demo trainee in by face)
 #   deploy/setup.sh test     … then run the whole test suite (what CI runs, via .ci/run)
 #   deploy/setup.sh service  … then install the binary, a `classproof` user, /etc/classproof and
 #                            the systemd unit (docs/operations.md); on a classroom box this
@@ -198,7 +199,27 @@ demo)
                 "$demo_dir/testsrc.mp4.tmp.mp4"
         mv "$demo_dir/testsrc.mp4.tmp.mp4" "$demo_dir/testsrc.mp4"
     fi
+    # issue 9: an entrance camera playing a real video of one person (faces-dev), who is
+    # enrolled as a trainee of the demo class from a frame of that video: a check-in with its
+    # snapshot shows within a minute.
+    faces_dev=${FACES_DEV:-$repo/../shared/faces-dev}
+    if [ ! -s "$demo_dir/door.mp4" ]; then
+        if [ ! -s "$faces_dev/videos/liveportrait_d9.mp4" ]; then
+            echo "setup.sh: $faces_dev/videos/liveportrait_d9.mp4 not found (set FACES_DEV to the faces-dev folder)" >&2
+            exit 1
+        fi
+        say "the demo entrance camera's video: $demo_dir/door.mp4 (faces-dev videos/liveportrait_d9.mp4)"
+        cp "$faces_dev/videos/liveportrait_d9.mp4" "$demo_dir/door.mp4"
+        ffmpeg -loglevel error -y -ss 2 -i "$demo_dir/door.mp4" -frames:v 1 "$demo_dir/door-person.jpg"
+    fi
     target/release/classproof check-config --config deploy/demo.toml
+    if ! target/release/classproof roster list --config deploy/demo.toml | grep -q demo-trainee; then
+        say "enrolling the demo trainee (class demo-class) from $demo_dir/door-person.jpg"
+        target/release/classproof enroll --config deploy/demo.toml --person demo-trainee \
+            --name "Demo Trainee" --role trainee --class demo-class "$demo_dir/door-person.jpg"
+    fi
+    say "the check-in: target/release/classproof events --config deploy/demo.toml --type check_in"
+    say "             target/release/classproof attendance --config deploy/demo.toml --session demo"
     say "running the daemon on deploy/demo.toml (Ctrl-C stops it cleanly)"
     exec target/release/classproof run --config deploy/demo.toml
     ;;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use classproof::cli::{self, compliance, evidence, recording, sync, vision};
+use classproof::cli::{self, attendance, compliance, evidence, recording, sync, vision};
 
 /// classproof: the classroom evidence box for subsidised vocational training.
 #[derive(Debug, Parser)]
@@ -25,6 +25,8 @@ enum Command {
     Report(compliance::ReportArgs),
     /// Recorded events (verdicts, alarms, …).
     Events(compliance::EventsArgs),
+    /// Who checked in to a session: present, late, absent (issue 9).
+    Attendance(attendance::AttendanceArgs),
     /// Fetch or verify the face models.
     Models(vision::ModelsArgs),
     /// Enroll one person from photos.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Segments(a) => recording::segments(a),
         Command::Report(a) => compliance::report(a),
         Command::Events(a) => compliance::events(a),
+        Command::Attendance(a) => attendance::attendance(a),
         Command::Models(a) => vision::models(a),
         Command::Enroll(a) => vision::enroll(a),
         Command::Roster(a) => vision::roster(a),

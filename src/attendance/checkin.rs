@@ -84,6 +84,23 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// The timing of a schedule occurrence under `[attendance]`.
+    pub fn of(occ: &crate::compliance::schedule::Occurrence, a: &super::config::AttendanceConfig) -> Timing {
+        let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        Timing {
+            session: occ.name.clone(),
+            session_id: occ.session.id.clone(),
+            date: occ.date.map(|d| d.format("%Y-%m-%d").to_string()),
+            class_id: occ.session.class_id.clone(),
+            start_us: occ.start_us(),
+            end_us: occ.end_us(),
+            hours: occ.hours.iter().map(|h| (h.start_us, h.end_us)).collect(),
+            checkin_opens_us: us(a.checkin_opens),
+            late_after_us: us(a.late_after),
+            checkout_window_us: us(a.checkout_window),
+        }
+    }
+
     /// Check-in is accepted in `[opens, end)`.
     pub fn checkin_opens_at(&self) -> i64 {
         self.start_us - self.checkin_opens_us

@@ -7,7 +7,9 @@
 pub mod checkin;
 pub mod config;
 pub mod enroll;
+pub mod report;
 pub mod roster;
 pub mod spot_check;
+pub mod track;
 
 pub use roster::{Person, Role};

@@ -357,9 +357,22 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
+            // issue 9: a face decision names its person, camera and snapshot.
+            let face = match r.record.face_vote() {
+                Some(v) => format!(
+                    "  {} on {}{}",
+                    v.person_id.as_deref().unwrap_or("(nobody)"),
+                    v.camera,
+                    v.snapshot
+                        .as_deref()
+                        .map(|s| format!("  snapshot {s}"))
+                        .unwrap_or_default()
+                ),
+                None => String::new(),
+            };
             writeln!(
                 out,
-                "{:>6}  {:<29}  {:<20}  {:<18}  {:>4}  {:<7}",
+                "{:>6}  {:<29}  {:<20}  {:<18}  {:>4}  {:<7}{face}",
                 r.seq,
                 time,
                 r.record.kind(),

@@ -1,6 +1,7 @@
 //! The command-line edge: each command's arguments and what it prints. `main.rs` only parses
 //! and dispatches here. This is the one place that uses `anyhow`.
 
+pub mod attendance;
 pub mod compliance;
 pub mod evidence;
 pub mod recording;

@@ -10,6 +10,7 @@
 //! callback); each camera finishes its open segment and returns; the store drains what they
 //! sent and exits; the jobs see the flag and return. All of it within 5 s.
 
+pub mod analysis;
 pub mod config;
 pub mod evidence;
 pub mod health;
@@ -199,6 +200,29 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         jobs.push(supervisor.spawn("sync", sync).map_err(DaemonError::Thread)?);
     } else {
         info!("no [upstream] section: the box runs offline (R7) and keeps every record");
+    }
+    // issue 9: face check-in. A sampler per analysed camera (its own connection, never the
+    // recorder's) and `[attendance] workers` analysis workers; `analysis.queues()` holds the
+    // per-camera counters.
+    let _analysis = analysis::Analysis::new(config.clone());
+    if let Some(analysis) = &_analysis {
+        for (i, cam) in analysis.cameras().iter().enumerate() {
+            jobs.push(
+                supervisor
+                    .spawn(
+                        &format!("camera-{}-frames", cam.id),
+                        analysis.sampler_job(i, ctx.clone()),
+                    )
+                    .map_err(DaemonError::Thread)?,
+            );
+        }
+        for n in 0..config.attendance.workers {
+            jobs.push(
+                supervisor
+                    .spawn(&format!("analysis-{n}"), analysis.worker_job(ctx.clone()))
+                    .map_err(DaemonError::Thread)?,
+            );
+        }
     }
     jobs.push(
         supervisor

@@ -99,12 +99,15 @@ pub struct ExportSummary {
     pub signed_now: bool,
 }
 
-/// The camera and time a `segment` or `gap` record covers.
+/// The camera and time a `segment`, `gap` or face-decision record covers.
 fn covers(rec: &Record) -> Option<(&str, i64, i64)> {
     match rec {
         Record::Segment(s) => Some((&s.camera, s.start_us, s.end_us)),
         Record::Gap(g) => Some((&g.camera, g.start_us, g.end_us)),
-        _ => None,
+        // issue 9: a face decision on one of the span's cameras, with its snapshot.
+        r => r
+            .face_vote()
+            .map(|v| (v.camera.as_str(), v.time_us, v.time_us + 1)),
     }
 }
 
@@ -138,14 +141,33 @@ pub fn export(
         )));
     }
     let mut relevant: Vec<RawRecord> = Vec::new();
-    for kind in [Kind::Segment, Kind::Gap] {
-        for r in log::read_raw_kind_between(
-            conn,
-            kind,
-            span.from_us,
-            span.to_us.saturating_add(RECORD_SLACK_US),
-        )? {
-            if in_span(&r.record()?, span) {
+    // issue 9: face decisions (and their snapshots) from check-in's opening before the span to
+    // the end of the check-out window after it.
+    let a = &config.attendance;
+    let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    let face_span = Span {
+        session: span.session.clone(),
+        from_us: span.from_us.saturating_sub(us(a.checkin_opens)),
+        to_us: span.to_us.saturating_add(us(a.checkout_window)),
+        cameras: span.cameras.clone(),
+    };
+    for kind in [
+        Kind::Segment,
+        Kind::Gap,
+        Kind::CheckIn,
+        Kind::CheckOut,
+        Kind::UnexpectedPerson,
+        Kind::UnknownFace,
+        Kind::SpoofAttempt,
+    ] {
+        let sp = if matches!(kind, Kind::Segment | Kind::Gap) {
+            span
+        } else {
+            &face_span
+        };
+        for r in log::read_raw_kind_between(conn, kind, sp.from_us, sp.to_us.saturating_add(RECORD_SLACK_US))?
+        {
+            if in_span(&r.record()?, sp) {
                 relevant.push(r);
             }
         }
@@ -220,10 +242,7 @@ pub fn export(
         signed_now,
     };
     let mut manifest_files = Vec::new();
-    for r in relevant
-        .iter()
-        .filter(|r| r.kind == Kind::Segment.as_str() && r.seq <= c1)
-    {
+    for r in relevant.iter().filter(|r| r.file_sha256.is_some() && r.seq <= c1) {
         let Some(path) = r.file_path() else { continue };
         let Some(rel) = safe_rel_path(&path) else { continue };
         if store::file_by_seq(conn, r.seq)?.is_some_and(|f| f.pruned_seq.is_some()) {
@@ -539,6 +558,49 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
             }
             _ => {}
         }
+    }
+    // issue 9: the snapshots of face decisions on the span's cameras. Those inside the span
+    // must be here; those in the check-in/check-out windows around it are checked when present.
+    for r in &records {
+        let Ok(rec) = r.record() else { continue };
+        let Some(v) = rec.face_vote() else { continue };
+        let (Some(path), Some(sha)) = (r.file_path(), r.file_sha256.as_deref().and_then(parse_sha256_hex))
+        else {
+            continue;
+        };
+        if !span.cameras.iter().any(|c| c == &v.camera) || pruned.contains(&r.seq) {
+            continue;
+        }
+        let Some(rel) = safe_rel_path(&path) else {
+            problems.push(Problem::new(
+                ProblemKind::Modified,
+                Some(r.seq),
+                Some(path),
+                "the recorded path leaves the bundle",
+            ));
+            continue;
+        };
+        let full = dir.join(rel);
+        if !full.exists() {
+            if v.time_us >= span.from_us && v.time_us <= span.to_us {
+                problems.push(Problem::new(
+                    ProblemKind::Missing,
+                    Some(r.seq),
+                    Some(path),
+                    "the snapshot of a face decision of the span is not in the bundle",
+                ));
+            }
+            continue;
+        }
+        files_checked += 1;
+        let found = sha256_file(&full).map_err(|source| VerifyError::Io { path: full, source })?;
+        let expect = FileRef {
+            seq: r.seq,
+            path: path.clone(),
+            sha256: sha,
+        };
+        let recorded_for = |h: &[u8; 32]| by_sha.get(&hex::encode(h)).cloned();
+        problems.extend(check_file(&expect, found, recorded_for));
     }
     let on_disk = video_files(dir).map_err(|source| VerifyError::Io {
         path: dir.to_path_buf(),

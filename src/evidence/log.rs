@@ -10,8 +10,8 @@
 //!   `BEGIN IMMEDIATE` (see `db::write_tx`) so that the read of the head and the insert are
 //!   serialised across connections. The database runs with `synchronous=FULL`, so the record
 //!   is durable when the caller's commit returns.
-//! - a record that refers to a file (`Record::file_sha256` and `Record::file_path`: today only
-//!   `segment`) also gets a row in `evidence_files`, the retention index (see
+//! - a record that refers to a file (`Record::file_sha256` and `Record::file_path`: a
+//!   `segment`, or a face decision with its snapshot) also gets a row in `evidence_files`, the retention index (see
 //!   `evidence::store`); that row is derived from the record and checked against it by `verify`;
 //! - what is appended is a typed `evidence::record::Record`; what is read back is typed again
 //!   (`Stored`, strictly: see `Record::from_stored`), except by the verifier, which reads rows
@@ -101,7 +101,11 @@ impl RawRecord {
     pub fn file_path(&self) -> Option<String> {
         self.file_sha256.as_ref()?;
         let v: Value = serde_json::from_str(&self.payload).ok()?;
-        v.get("path")?.as_str().map(str::to_string)
+        // Segments name their file `path`; face decisions `snapshot` (issue 9).
+        v.get("path")
+            .or_else(|| v.get("snapshot"))?
+            .as_str()
+            .map(str::to_string)
     }
 }
 

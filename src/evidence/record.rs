@@ -12,8 +12,9 @@
 //!   naming the record, never a different value. A payload that parses but does not
 //!   serialise back to the stored bytes is refused too, so nothing the box signed is ever
 //!   restated differently;
-//! - only `segment` records refer to a file (`file_sha256`, and `path`/`bytes`/`end_us` for
-//!   the retention index, see [`Record::file_sha256`]).
+//! - `segment` records refer to a file (`file_sha256`, and `path`/`bytes`/`end_us` for the
+//!   retention index, see [`Record::file_sha256`]); so do face decisions with a snapshot
+//!   (`snapshot`, `snapshot_sha256` in the payload, and the same sha256 as `file_sha256`).
 //!
 //! Kinds to come go here too, each a new [`Kind`] and [`Record`] variant with its payload
 //! struct and a section in docs/evidence.md: snapshots (`snapshot`) and upstream commands
@@ -611,6 +612,34 @@ impl Record {
     pub fn file_sha256(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.sha256),
+            // --- issue 9: a face decision vouches for its JPEG snapshot ---
+            _ => self
+                .face_vote()
+                .and_then(|v| v.snapshot.as_ref().and(v.snapshot_sha256.as_deref())),
+        }
+    }
+
+    /// The vote of a face decision (`check_in`, `check_out`, `unexpected_person`,
+    /// `unknown_face`, `spoof_attempt`).
+    pub fn face_vote(&self) -> Option<&FaceVote> {
+        match self {
+            Record::CheckIn(c) => Some(&c.vote),
+            Record::CheckOut(v)
+            | Record::UnexpectedPerson(v)
+            | Record::UnknownFace(v)
+            | Record::SpoofAttempt(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The vote of a face decision, mutable (to attach the snapshot before the append).
+    pub fn face_vote_mut(&mut self) -> Option<&mut FaceVote> {
+        match self {
+            Record::CheckIn(c) => Some(&mut c.vote),
+            Record::CheckOut(v)
+            | Record::UnexpectedPerson(v)
+            | Record::UnknownFace(v)
+            | Record::SpoofAttempt(v) => Some(v),
             _ => None,
         }
     }
@@ -619,7 +648,9 @@ impl Record {
     pub fn file_path(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.path),
-            _ => None,
+            _ => self
+                .face_vote()
+                .and_then(|v| v.snapshot_sha256.as_ref().and(v.snapshot.as_deref())),
         }
     }
 
@@ -712,10 +743,16 @@ impl Record {
             Kind::UnknownFace => Record::UnknownFace(p(kind, canonical_payload)?),
             Kind::SpoofAttempt => Record::SpoofAttempt(p(kind, canonical_payload)?),
         };
-        if k != Kind::Segment && file_sha256.is_some() {
+        if k != Kind::Segment && file_sha256 != rec.file_sha256() {
             return Err(RecordError::new(
                 kind,
-                "a file_sha256 on a record that names no file",
+                match file_sha256 {
+                    Some(_) if rec.file_sha256().is_none() => {
+                        "a file_sha256 on a record that names no file".to_string()
+                    }
+                    Some(_) => "a file_sha256 that is not the payload's snapshot_sha256".to_string(),
+                    None => "no file_sha256 for the payload's snapshot".to_string(),
+                },
             ));
         }
         let again = rec.canonical_payload();
@@ -887,6 +924,52 @@ mod tests {
         assert!(Record::from_stored(Kind::Gap.as_str(), &gap("stall"), Some(&sha)).is_err());
         let e = Record::from_stored("comet", "{}", None).unwrap_err();
         assert!(e.to_string().contains("unknown record type"), "{e}");
+    }
+
+    /// issue 9: a face decision with a snapshot vouches for that file like a segment does.
+    #[test]
+    fn a_face_decision_vouches_for_its_snapshot() {
+        let sha = "ab".repeat(32);
+        let vote = FaceVote {
+            session: "s1".into(),
+            session_id: "s1".into(),
+            date: None,
+            class_id: "c1".into(),
+            class_hour: Some(1),
+            camera: "door".into(),
+            track: 7,
+            time_us: 1,
+            person_id: Some("p1".into()),
+            role: Some(Role::Trainee),
+            similarity: Some(0.8),
+            margin: None,
+            liveness: 0.9,
+            frames_voted: 5,
+            frames_agreeing: 5,
+            snapshot: Some("snapshots/door/2026-12-01/x.jpg".into()),
+            snapshot_sha256: Some(sha.clone()),
+        };
+        let r = Record::CheckIn(CheckIn {
+            vote: vote.clone(),
+            late: false,
+        });
+        assert_eq!(r.file_sha256(), Some(sha.as_str()));
+        assert_eq!(r.file_path(), Some("snapshots/door/2026-12-01/x.jpg"));
+        let p = r.canonical_payload();
+        assert_eq!(Record::from_stored("check_in", &p, Some(&sha)).unwrap(), r);
+        let e = Record::from_stored("check_in", &p, None).unwrap_err();
+        assert!(e.to_string().contains("no file_sha256"), "{e}");
+        let e = Record::from_stored("check_in", &p, Some(&"cd".repeat(32))).unwrap_err();
+        assert!(e.to_string().contains("not the payload's snapshot_sha256"), "{e}");
+        // Without a snapshot, no file.
+        let bare = Record::UnknownFace(FaceVote {
+            snapshot: None,
+            snapshot_sha256: None,
+            ..vote
+        });
+        assert_eq!((bare.file_sha256(), bare.file_path()), (None, None));
+        let e = Record::from_stored("unknown_face", &bare.canonical_payload(), Some(&sha)).unwrap_err();
+        assert!(e.to_string().contains("names no file"), "{e}");
     }
 
     #[test]

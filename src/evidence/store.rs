@@ -371,6 +371,23 @@ pub fn live_files_before(conn: &Connection, cutoff_us: i64, limit: i64) -> Resul
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Live files of records of one kind with `time_us <= cutoff_us`, oldest first, at most
+/// `limit` (issue 9: `unknown_face` snapshots are kept only `unknown_face_retention`, R15).
+pub fn live_files_of_kind_before(
+    conn: &Connection,
+    kind: crate::evidence::record::Kind,
+    cutoff_us: i64,
+    limit: i64,
+) -> Result<Vec<FileRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.seq, f.path, f.sha256, f.bytes, f.time_us, f.pruned_seq FROM evidence_files f
+         JOIN log l ON l.seq = f.seq
+         WHERE f.pruned_seq IS NULL AND f.time_us <= ?1 AND l.type = ?2 ORDER BY f.time_us, f.seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![cutoff_us, kind.as_str(), limit], file_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Rows of `evidence_files` for records `from_seq..=to_seq`.
 pub fn file_rows(conn: &Connection, from_seq: i64, to_seq: i64) -> Result<Vec<FileRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(

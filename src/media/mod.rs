@@ -7,6 +7,7 @@
 
 pub mod camera;
 pub mod config;
+pub mod frames;
 pub mod index;
 pub mod mp4;
 pub mod recover;
