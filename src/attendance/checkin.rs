@@ -248,6 +248,12 @@ impl Occurrence {
         o
     }
 
+    /// Who is expected, from now on (the roster changed while the occurrence is open). What
+    /// was decided stays; `absent` goes to the trainees expected when it is written.
+    pub fn set_expected(&mut self, expected: Expected) {
+        self.expected = expected;
+    }
+
     pub fn decided(&self) -> &Decided {
         &self.decided
     }

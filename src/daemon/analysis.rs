@@ -56,6 +56,8 @@ pub const SNAPSHOT_DIR: &str = "snapshots";
 const JPEG_QUALITY: i32 = 90;
 /// How often the open occurrences are looked at without a frame (absent at the end).
 const REFRESH: Duration = Duration::from_millis(500);
+/// How often the roster of open occurrences is read again (enrollments while they are open).
+const ROSTER_REFRESH: Duration = Duration::from_secs(30);
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -83,6 +85,7 @@ pub struct Analysis {
     last_refresh: Mutex<Option<Instant>>,
     last_stats: Mutex<Option<Instant>>,
     last_prune: Mutex<Option<Instant>>,
+    last_roster: Mutex<Option<Instant>>,
 }
 
 impl Analysis {
@@ -112,6 +115,7 @@ impl Analysis {
             last_refresh: Mutex::new(None),
             last_stats: Mutex::new(None),
             last_prune: Mutex::new(None),
+            last_roster: Mutex::new(None),
         }))
     }
 
@@ -261,6 +265,29 @@ impl Analysis {
             info!(session = %o.machine.timing().session, expected = o.expected.len(), "analysis: check-in open");
             open.insert(o.machine.timing().session.clone(), Arc::new(Mutex::new(o)));
         }
+        // The roster may change while an occurrence is open (an enrollment, a removal): read
+        // again every ROSTER_REFRESH.
+        let refresh = {
+            let mut last = lock(&self.last_roster);
+            let due = last.is_none_or(|t| t.elapsed() >= ROSTER_REFRESH);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if refresh && !open.is_empty() {
+            let (model, dim) = pipeline.recognition_model();
+            let everyone = roster::load_gallery(conn, model, dim).map_err(|e| e.to_string())?;
+            *lock(&self.everyone) = Some(Arc::new(everyone));
+            for o in open.values() {
+                let mut o = lock(o);
+                let class = o.machine.timing().class_id.clone();
+                let (expected, ids, gallery) = load_roster(conn, pipeline, &class)?;
+                o.machine.set_expected(expected);
+                o.expected = ids;
+                o.roster = gallery;
+            }
+        }
         let mut closed = Vec::new();
         for (name, o) in open.iter() {
             let mut o = lock(o);
@@ -291,23 +318,7 @@ impl Analysis {
         cameras: Vec<String>,
     ) -> Result<Open> {
         let (model, dim) = pipeline.recognition_model();
-        let expected = Expected::load(conn, &timing.class_id).map_err(|e| e.to_string())?;
-        let mut gallery = Gallery::new(model, dim);
-        let ids: BTreeSet<String> = expected
-            .trainees
-            .iter()
-            .chain(expected.teachers.iter())
-            .cloned()
-            .collect();
-        for id in &ids {
-            let Some(p) = roster::get_person(conn, id).map_err(|e| e.to_string())? else {
-                continue;
-            };
-            let t = roster::load_gallery_of(conn, model, dim, id).map_err(|e| e.to_string())?;
-            if !t.is_empty() {
-                gallery.add(id, &p.name, p.role.as_str(), &t);
-            }
-        }
+        let (expected, ids, gallery) = load_roster(conn, pipeline, &timing.class_id)?;
         let everyone = roster::load_gallery(conn, model, dim).map_err(|e| e.to_string())?;
         *lock(&self.everyone) = Some(Arc::new(everyone));
         // After a restart: what the log already holds for this occurrence (R16).
@@ -515,6 +526,34 @@ impl Analysis {
         );
         Ok(())
     }
+}
+
+/// Who an occurrence of `class_id` expects, their ids, and the gallery of their templates (the
+/// occurrence's own roster, R14).
+fn load_roster(
+    conn: &Connection,
+    pipeline: &Pipeline,
+    class_id: &str,
+) -> Result<(Expected, BTreeSet<String>, Gallery)> {
+    let (model, dim) = pipeline.recognition_model();
+    let expected = Expected::load(conn, class_id).map_err(|e| e.to_string())?;
+    let mut gallery = Gallery::new(model, dim);
+    let ids: BTreeSet<String> = expected
+        .trainees
+        .iter()
+        .chain(expected.teachers.iter())
+        .cloned()
+        .collect();
+    for id in &ids {
+        let Some(p) = roster::get_person(conn, id).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let t = roster::load_gallery_of(conn, model, dim, id).map_err(|e| e.to_string())?;
+        if !t.is_empty() {
+            gallery.add(id, &p.name, p.role.as_str(), &t);
+        }
+    }
+    Ok((expected, ids, gallery))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -41,7 +41,7 @@ pub enum RtspTransport {
     Udp,
 }
 
-/// What a camera's frames are analysed for (issue 9; not yet used by the daemon).
+/// What a camera's frames are analysed for (issue 9; `daemon::analysis`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Analyze {
     /// Not analysed (default).
@@ -82,7 +82,7 @@ pub struct CameraConfig {
     /// `/dev/video0` or `v4l2:///dev/video0`. Required.
     pub source: Source,
     /// Record this camera. Default true. A camera with `record = false` is still read for
-    /// analysis (later) but writes no segments and no gaps.
+    /// analysis but writes no segments and no gaps.
     pub record: bool,
     /// Target segment length; segments are cut at the first keyframe after it. Default 60s,
     /// from 1s to 1h.
