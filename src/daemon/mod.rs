@@ -205,8 +205,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .spawn("evidence", evidence::job(ctx))
             .map_err(DaemonError::Thread)?,
     );
+    // Issue 12: the status server (page, /metrics, /api/status), read-only. Frame and
+    // inference counters of other rooms go in through `extra` (status::metrics::ExtraMetrics).
+    if let Some(status) = crate::status::server::job(
+        config.clone(),
+        supervisor.health().clone(),
+        started.timestamp_micros(),
+        None,
+    ) {
+        jobs.push(supervisor.spawn("status", status).map_err(DaemonError::Thread)?);
+    }
 
-    let outcome = signals.wait(fatal_rx);
+    // Issue 12: READY=1 after start-up recovery, WATCHDOG=1 while every job beats, STATUS=.
+    let mut watchdog = crate::status::watchdog::Watchdog::new(
+        supervisor.health().clone(),
+        data_dir.clone(),
+        ids.iter().map(|s| s.to_string()).collect(),
+        config.upstream.is_some(),
+        config.daemon.heartbeat_timeout,
+    );
+    let outcome = signals.wait(fatal_rx, &mut watchdog);
+    watchdog.stopping();
     match &outcome {
         Stop::Signal(signal) => info!(signal, "stopping"),
         Stop::JobFailed(why) => error!(%why, "stopping"),
@@ -255,12 +274,21 @@ impl Signals {
     }
 
     /// Blocks until a signal arrives or the supervisor gives up on a job.
-    fn wait(mut self, mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>) -> Stop {
+    fn wait(
+        mut self,
+        mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
+        watchdog: &mut crate::status::watchdog::Watchdog,
+    ) -> Stop {
         self.rt.block_on(async {
-            tokio::select! {
-                _ = self.term.recv() => Stop::Signal("SIGTERM"),
-                _ = self.int.recv() => Stop::Signal("SIGINT"),
-                Some(why) = fatal.recv() => Stop::JobFailed(why),
+            let mut tick = tokio::time::interval(watchdog.every());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = self.term.recv() => return Stop::Signal("SIGTERM"),
+                    _ = self.int.recv() => return Stop::Signal("SIGINT"),
+                    Some(why) = fatal.recv() => return Stop::JobFailed(why),
+                    _ = tick.tick() => watchdog.tick(),
+                }
             }
         })
     }

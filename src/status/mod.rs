@@ -1,0 +1,11 @@
+//! The box's own status: the local HTTP server (`/`, `/metrics`, `/api/status`), the systemd
+//! watchdog and the clock-step check (issue 12). See docs/operations.md.
+
+pub mod config;
+pub mod metrics;
+pub mod page;
+pub mod server;
+pub mod snapshot;
+pub mod watchdog;
+
+pub use config::StatusConfig;

@@ -1,0 +1,362 @@
+//! The status server, `/metrics`, `/api/status` and the systemd watchdog (issue 12), against a
+//! real daemon recording a real RTSP camera on loopback, and a real `NOTIFY_SOCKET`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::recording::{camera, closed_segments};
+use crate::support::{Daemon, RtspServer, Scene, classproof, free_port, json_lines, wait_for};
+
+fn cfg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// A plain HTTP/1.1 GET: (status code, body).
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+/// `name{labels} value` lines of an exposition, keyed by the whole series.
+fn series(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn local(t: chrono::DateTime<Utc>) -> String {
+    t.with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%dT%H:%M:%S+08:00")
+        .to_string()
+}
+
+/// Metric values equal what `classproof segments` and `report` say for the same run: the
+/// camera recorded, lost its server (a closed gap), recorded again and is now down (an open
+/// gap), so nothing moves while both are read.
+#[test]
+fn metrics_and_api_status_agree_with_segments_and_report() {
+    let scene = Scene::new();
+    let mut server = RtspServer::start("h264");
+    let port = free_port();
+    // A one-off session of 2 class hours of 40 s that started 20 s ago.
+    let start = local(Utc::now() - chrono::Duration::seconds(20));
+    let config = scene.config(&format!(
+        "[status]\nlisten = \"127.0.0.1:{port}\"\nlanguage = \"en\"\n\n\
+         [rules]\nprofile = \"custom\"\nbase = \"henan\"\nmin_class_hour = \"40s\"\n\
+         practical_min_run = \"10s\"\ncontinuity_tolerance = \"1s\"\n\n{}\n\
+         [[session]]\nid = \"today\"\nclass_id = \"c1\"\nkind = \"practical\"\ncameras = [\"front\"]\n\
+         start = \"{start}\"\nclass_hours = 2\nclass_hour = \"40s\"\nbreak = \"0s\"\n",
+        camera(
+            "front",
+            &server.url(),
+            "2s",
+            "stall_timeout = \"2s\"\nconnect_timeout = \"2s\"\nreconnect_max_backoff = \"1s\""
+        )
+    ));
+    let mut daemon = Daemon::start(&config);
+    wait_for("two segments", Duration::from_secs(30), || {
+        (closed_segments(&scene, &config, "front").len() >= 2).then_some(())
+    });
+    // Up and serving, while recording.
+    let (code, body) = wait_for("/api/status", Duration::from_secs(10), || {
+        http_get(port, "/api/status", None).filter(|(c, _)| *c == 200)
+    });
+    assert_eq!(code, 200);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["cameras"][0]["id"], "front");
+    assert_eq!(doc["cameras"][0]["state"], "recording", "{doc:#}");
+
+    // A closed gap, then recording again, then an open gap.
+    server.kill();
+    wait_for("an open gap", Duration::from_secs(20), || {
+        scene
+            .segments(&config)
+            .iter()
+            .any(|e| e["type"] == "gap" && e["end"].is_null())
+            .then_some(())
+    });
+    server.restart();
+    wait_for(
+        "the gap closed and a segment after it",
+        Duration::from_secs(30),
+        || {
+            let all = scene.segments(&config);
+            let gap_end = all
+                .iter()
+                .filter(|e| e["type"] == "gap" && !e["end"].is_null())
+                .filter_map(|e| e["end"].as_str().map(str::to_string))
+                .max()?;
+            all.iter()
+                .any(|e| {
+                    e["type"] == "segment"
+                        && e["state"] == "closed"
+                        && e["start"].as_str().is_some_and(|s| s >= gap_end.as_str())
+                })
+                .then_some(())
+        },
+    );
+    server.kill();
+    wait_for(
+        "the camera down again, nothing being written",
+        Duration::from_secs(20),
+        || {
+            let all = scene.segments(&config);
+            let open_gap = all.iter().any(|e| e["type"] == "gap" && e["end"].is_null());
+            let writing = all.iter().any(|e| e["state"] == "recording");
+            (open_gap && !writing).then_some(())
+        },
+    );
+
+    let (code, text) = http_get(port, "/metrics", None).expect("metrics");
+    assert_eq!(code, 200, "{text}");
+    let m = series(&text);
+    let segs = scene.segments(&config);
+    let closed: Vec<&Value> = segs
+        .iter()
+        .filter(|e| e["type"] == "segment" && e["state"] != "recording")
+        .collect();
+    assert_eq!(
+        m.get("classproof_segments_total{camera=\"front\"}").copied(),
+        Some(closed.len() as f64),
+        "{text}"
+    );
+    let bytes: u64 = closed.iter().map(|s| s["bytes"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(
+        m.get("classproof_recorded_bytes_total{camera=\"front\"}")
+            .copied(),
+        Some(bytes as f64)
+    );
+    let mut gap_s: BTreeMap<String, f64> = BTreeMap::new();
+    for g in segs.iter().filter(|e| e["type"] == "gap" && !e["end"].is_null()) {
+        *gap_s.entry(g["cause"].as_str().unwrap().to_string()).or_default() +=
+            g["duration_s"].as_f64().unwrap();
+    }
+    assert!(!gap_s.is_empty());
+    for (cause, secs) in &gap_s {
+        let key = format!("classproof_gap_seconds_total{{camera=\"front\",cause=\"{cause}\"}}");
+        let got = m.get(&key).copied().unwrap_or_else(|| panic!("{key} in\n{text}"));
+        assert!((got - secs).abs() < 1.0, "{key}: {got} vs segments {secs}");
+    }
+    assert_eq!(
+        m.get("classproof_gaps_open{camera=\"front\"}").copied(),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("classproof_camera_up{camera=\"front\"}").copied(),
+        Some(0.0)
+    );
+
+    // Class hours: the same verdicts as `report --json` now.
+    let report = json_lines(&["report", "--config", &cfg(&config), "--json"]);
+    let mut verdicts: BTreeMap<String, f64> = BTreeMap::new();
+    for h in report[0]["class_hours"].as_array().unwrap() {
+        *verdicts
+            .entry(h["verdict"].as_str().unwrap().to_string())
+            .or_default() += 1.0;
+    }
+    for (v, n) in &verdicts {
+        let key = format!("classproof_class_hours_total{{verdict=\"{v}\"}}");
+        assert_eq!(m.get(&key).copied(), Some(*n), "{key} in\n{text}");
+    }
+
+    // Log records by kind equal the log (the daemon writes no record while the camera is
+    // down and nothing closes, except possibly a checkpoint: compare the segment records).
+    let seg_records = json_lines(&["events", "--config", &cfg(&config), "--type", "segment", "--json"]);
+    assert_eq!(
+        m.get("classproof_log_records_total{kind=\"segment\"}").copied(),
+        Some(seg_records.len() as f64),
+        "{text}"
+    );
+    for job in ["store", "evidence", "verdicts", "status", "camera-front"] {
+        let key = format!("classproof_job_up{{job=\"{job}\"}}");
+        assert_eq!(m.get(&key).copied(), Some(1.0), "{key} in\n{text}");
+    }
+    assert!(m.contains_key("classproof_checkins_total"), "{text}");
+
+    let (_, body) = http_get(port, "/api/status", None).expect("status");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    let cam = &doc["cameras"][0];
+    assert_eq!(cam["state"], "gap", "{doc:#}");
+    assert_eq!(cam["segments"].as_u64(), Some(closed.len() as u64));
+    assert_eq!(doc["sessions"][0]["session_id"], "today");
+    assert_eq!(
+        doc["sessions"][0]["class_hours"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(doc["device"], "test-box");
+    assert!(doc["jobs"]["store"]["state"] == "running", "{doc:#}");
+    crate::status::assert_schema(&doc);
+    daemon.terminate(Duration::from_secs(10));
+}
+
+/// Checks a document against docs/schemas/api-status.schema.json.
+pub fn assert_schema(doc: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::repo().join("docs/schemas/api-status.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::validator_for(&schema).expect("a valid schema");
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{doc:#}");
+}
+
+/// Off loopback, a token file is required (check-config refuses otherwise) and every request
+/// needs the bearer token.
+#[test]
+fn off_loopback_every_request_needs_the_bearer_token() {
+    let scene = Scene::new();
+    let port = free_port();
+    let config = scene.config(&format!("[status]\nlisten = \"0.0.0.0:{port}\"\n"));
+    let out = classproof(&["check-config", "--config", &cfg(&config)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("status.token_file"), "{err}");
+
+    let token = "s3cret-token-0123456789abcdef";
+    std::fs::write(scene.path().join("status.token"), format!("{token}\n")).unwrap();
+    let config = scene.config(&format!(
+        "[status]\nlisten = \"0.0.0.0:{port}\"\ntoken_file = \"status.token\"\n"
+    ));
+    let out = classproof(&["check-config", "--config", &cfg(&config)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut daemon = Daemon::start(&config);
+    let (code, _) = wait_for("the server", Duration::from_secs(20), || {
+        http_get(port, "/api/status", Some(token)).filter(|(c, _)| *c == 200)
+    });
+    assert_eq!(code, 200);
+    for path in ["/", "/metrics", "/api/status"] {
+        assert_eq!(http_get(port, path, None).map(|r| r.0), Some(401), "{path}");
+        assert_eq!(
+            http_get(port, path, Some("s3cret-token-0123456789abcdeX")).map(|r| r.0),
+            Some(401),
+            "{path}"
+        );
+        assert_eq!(
+            http_get(port, path, Some(token)).map(|r| r.0),
+            Some(200),
+            "{path}"
+        );
+    }
+    daemon.terminate(Duration::from_secs(10));
+}
+
+/// The datagrams the daemon sends to `NOTIFY_SOCKET`, with when they arrived.
+fn receive(sock: &UnixDatagram, until: Instant, got: &mut Vec<(Instant, String)>) {
+    let mut buf = [0u8; 4096];
+    while Instant::now() < until {
+        sock.set_read_timeout(Some(
+            until
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))
+        .unwrap();
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+        }
+    }
+}
+
+/// READY=1 after recovery, WATCHDOG=1 pings while the jobs beat, a STATUS= line; a store hung
+/// on a database another process holds locked (BEGIN EXCLUSIVE) stops the pings until it is
+/// released.
+#[test]
+fn the_watchdog_pings_only_while_every_job_beats() {
+    let scene = Scene::new();
+    let server = RtspServer::start("h264");
+    let socket_path = scene.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket_path).unwrap();
+    let config = scene.config(&format!(
+        "[daemon]\nheartbeat_timeout = \"2s\"\n\n{}",
+        camera("front", &server.url(), "1s", "")
+    ));
+    let mut daemon = Daemon::start_env(
+        &config,
+        &[
+            ("NOTIFY_SOCKET", &socket_path.to_string_lossy()),
+            ("WATCHDOG_USEC", "1500000"),
+        ],
+    );
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline
+        && !got
+            .iter()
+            .any(|(_, m): &(Instant, String)| m.contains("STATUS=recording 1/1 cameras"))
+    {
+        receive(&sock, Instant::now() + Duration::from_millis(200), &mut got);
+    }
+    let ready = got.iter().position(|(_, m)| m.contains("READY=1"));
+    assert!(ready.is_some(), "no READY=1 in {got:?}\n{}", daemon.log());
+    assert!(
+        got.iter()
+            .any(|(_, m)| m.contains("STATUS=recording 1/1 cameras, offline")),
+        "{got:?}"
+    );
+    // Pings at least every 0.5 s (a third of WatchdogSec) while all is well.
+    got.clear();
+    receive(&sock, Instant::now() + Duration::from_secs(2), &mut got);
+    let pings = got.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 3, "{got:?}");
+
+    // Another process holds the write lock: the store's next write waits (busy timeout 10 s)
+    // and its heartbeat goes stale.
+    let lock = rusqlite::Connection::open(scene.data_dir().join("classproof.db")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let locked_at = Instant::now();
+    got.clear();
+    receive(&sock, locked_at + Duration::from_secs(6), &mut got);
+    let last_ping = got
+        .iter()
+        .filter(|(_, m)| m.contains("WATCHDOG=1"))
+        .map(|(t, _)| *t)
+        .max();
+    // The pings stop within the heartbeat timeout and a tick or two, and stay stopped.
+    let stopped_by = last_ping.map_or(Duration::ZERO, |t| t - locked_at);
+    assert!(
+        stopped_by < Duration::from_secs(4),
+        "pings went on {stopped_by:?} after the lock: {got:?}"
+    );
+    assert!(
+        got.iter().any(|(_, m)| m.contains("has not beaten")),
+        "the STATUS line names the hung job: {got:?}"
+    );
+    lock.execute_batch("ROLLBACK").unwrap();
+    drop(lock);
+    got.clear();
+    let released = Instant::now();
+    receive(&sock, released + Duration::from_secs(15), &mut got);
+    assert!(
+        got.iter().any(|(_, m)| m.contains("WATCHDOG=1")),
+        "pings resume once the lock is gone: {got:?}"
+    );
+    let status = daemon.terminate(Duration::from_secs(10));
+    assert!(status.success());
+    receive(&sock, Instant::now() + Duration::from_millis(100), &mut got);
+    assert!(got.iter().any(|(_, m)| m.contains("STOPPING=1")), "{got:?}");
+}
