@@ -2,6 +2,7 @@
 //! and dispatches here. This is the one place that uses `anyhow`.
 
 pub mod compliance;
+pub mod doctor;
 pub mod evidence;
 pub mod recording;
 pub mod sync;

@@ -200,9 +200,16 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     } else {
         info!("no [upstream] section: the box runs offline (R7) and keeps every record");
     }
+    let ctx_clock = ctx.clone();
     jobs.push(
         supervisor
             .spawn("evidence", evidence::job(ctx))
+            .map_err(DaemonError::Thread)?,
+    );
+    // Issue 12: the clock-step watch (a `clock_step` alarm record per step).
+    jobs.push(
+        supervisor
+            .spawn("clock", crate::status::clock::job(ctx_clock))
             .map_err(DaemonError::Thread)?,
     );
     // Issue 12: the status server (page, /metrics, /api/status), read-only. Frame and

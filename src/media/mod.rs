@@ -9,6 +9,7 @@ pub mod camera;
 pub mod config;
 pub mod index;
 pub mod mp4;
+pub mod probe;
 pub mod recover;
 pub mod segment;
 pub mod source;

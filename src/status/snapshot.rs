@@ -250,7 +250,7 @@ pub fn read(
         }
     }
 
-    let alarms = open_alarms(conn, tz)?;
+    let alarms = open_alarms(conn, tz, now_us)?;
     let disk = disk_status(conn, config, tz)?;
     let upstream = match &config.upstream {
         Some(_) => Some(outbox::status(conn)?),
@@ -371,7 +371,10 @@ fn camera_status(
     })
 }
 
-fn open_alarms(conn: &Connection, tz: chrono_tz::Tz) -> Result<Vec<OpenAlarm>, SnapshotError> {
+/// Clock steps of the last this long are listed with the open alarms.
+const RECENT_CLOCK_STEP_US: i64 = 86_400_000_000;
+
+fn open_alarms(conn: &Connection, tz: chrono_tz::Tz, now_us: i64) -> Result<Vec<OpenAlarm>, SnapshotError> {
     // The last record of each alarm (and what it is about: camera, job, broker).
     let mut last: BTreeMap<String, OpenAlarm> = BTreeMap::new();
     let mut stmt =
@@ -386,6 +389,21 @@ fn open_alarms(conn: &Connection, tz: chrono_tz::Tz) -> Result<Vec<OpenAlarm>, S
         };
         let name = v["alarm"].as_str().unwrap_or("").to_string();
         if ONE_OFF_ALARMS.contains(&name.as_str()) {
+            continue;
+        }
+        if name == "clock_step" {
+            // An event, never cleared: shown for a day.
+            if time_us >= now_us - RECENT_CLOCK_STEP_US {
+                last.insert(
+                    format!("clock_step:{seq}"),
+                    OpenAlarm {
+                        alarm: name,
+                        since: rfc3339_us(time_us, tz),
+                        seq,
+                        detail: v,
+                    },
+                );
+            }
             continue;
         }
         let about = ["camera", "job", "broker"]

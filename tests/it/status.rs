@@ -360,3 +360,76 @@ fn the_watchdog_pings_only_while_every_job_beats() {
     receive(&sock, Instant::now() + Duration::from_millis(100), &mut got);
     assert!(got.iter().any(|(_, m)| m.contains("STOPPING=1")), "{got:?}");
 }
+
+/// `cameras probe` measures what a real camera sends; a keyframe every 3 s is a warning
+/// (segments cut only at keyframes), one a second is not.
+#[test]
+fn cameras_probe_measures_codec_size_fps_keyframes_and_bitrate() {
+    let good =
+        RtspServer::start_with("h264", None, &["--fps", "25", "--gop", "25", "--size", "640x360"]).unwrap();
+    let slow = RtspServer::start_with("h264", None, &["--fps", "10", "--gop", "30"]).unwrap();
+    let out = classproof(&["cameras", "probe", &good.url(), "--seconds", "3", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["codec"], "h264");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    let fps = v["fps"].as_f64().unwrap();
+    assert!((fps - 25.0).abs() < 2.0, "{v}");
+    let k = v["keyframe_interval_s"].as_f64().unwrap();
+    assert!((k - 1.0).abs() < 0.2, "{v}");
+    assert!(v["bitrate_bps"].as_f64().unwrap() > 50_000.0, "{v}");
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(0), "{v}");
+
+    let out = classproof(&["cameras", "probe", &slow.url(), "--seconds", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("warning") && text.contains("keyframe interval 3.0s"),
+        "{text}"
+    );
+
+    let dead = format!("rtsp://127.0.0.1:{}/cam", free_port());
+    let out = classproof(&["cameras", "probe", &dead, "--seconds", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// `doctor` says ok for what is right and names the problem and its fix for what is not;
+/// exit 1 on a problem.
+#[test]
+fn doctor_checks_config_cameras_disk_clock_key_and_data_dir() {
+    let scene = Scene::new();
+    let server = RtspServer::start("h264");
+    let dead = format!("rtsp://127.0.0.1:{}/cam", free_port());
+    let config = scene.config(&format!(
+        "{}{}",
+        camera("front", &server.url(), "2s", ""),
+        camera("gone", &dead, "2s", "connect_timeout = \"1s\"")
+    ));
+    let out = classproof(&["doctor", "--config", &cfg(&config), "--probe-seconds", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let line = |prefix: &str, what: &str| text.lines().any(|l| l.starts_with(prefix) && l.contains(what));
+    assert!(line("ok", "config:"), "{text}");
+    assert!(line("ok", "data dir:"), "{text}");
+    assert!(line("ok", "camera front: h264 640x360"), "{text}");
+    assert!(line("problem", "camera gone:"), "{text}");
+    assert!(text.contains("fix: check the camera is powered"), "{text}");
+    assert!(line("ok", "disk:"), "{text}");
+    assert!(text.lines().any(|l| l.contains("clock:")), "{text}");
+    // No daemon ran yet: the key is created at its first start.
+    assert!(line("warning", "device key:"), "{text}");
+
+    // Only the good camera: no problem, exit 0.
+    let config = scene.config(&camera("front", &server.url(), "2s", ""));
+    let out = classproof(&["doctor", "--config", &cfg(&config), "--probe-seconds", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
