@@ -74,6 +74,10 @@ if [ "$mode" != service ]; then
         util-linux mount e2fsprogs
         # benches/vision/compare.sh builds its Python reference in a venv
         python3-venv
+        # issue 12: the status page is tested in a real headless browser (with a CJK font for
+        # the zh-CN page and its screenshot); faketime steps the wall clock of one daemon for
+        # the clock_step test; lintian checks the .deb (`setup.sh deb`)
+        chromium fonts-wqy-microhei faketime lintian
     )
 fi
 missing=()

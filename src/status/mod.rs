@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod page;
 pub mod server;
 pub mod snapshot;
+pub mod timeline;
 pub mod watchdog;
 
 pub use config::StatusConfig;
