@@ -13,6 +13,7 @@ pub mod probe;
 pub mod recover;
 pub mod segment;
 pub mod source;
+pub mod still;
 
 use std::fmt;
 use std::path::PathBuf;
