@@ -188,6 +188,9 @@ service)
     fi
     ;;
 demo)
+    # The status page first, so a newcomer opens it while the rest starts.
+    demo_listen=$(sed -n '/^\[status\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' deploy/demo.toml | head -n1)
+    say "status page: http://${demo_listen:-127.0.0.1:8480}/ (metrics: /metrics, JSON: /api/status)"
     demo_dir=$repo/var/demo
     mkdir -p "$demo_dir"
     if [ ! -s "$demo_dir/testsrc.mp4" ]; then

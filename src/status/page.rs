@@ -152,18 +152,30 @@ pub fn render(s: &Snapshot, lang: Language) -> String {
     );
 
     // Cameras.
-    let _ = write!(h, "<section id=\"cameras\"><h2>{}</h2><div class=\"cards\">", w.cameras);
+    let _ = write!(
+        h,
+        "<section id=\"cameras\"><h2>{}</h2><div class=\"cards\">",
+        w.cameras
+    );
     for c in &s.cameras {
         let (state, class) = camera_state(c, lang);
         let _ = write!(
             h,
             "<div class=\"card camera\" id=\"camera-{id}\" data-camera=\"{id}\" data-state=\"{st}\">\
-             <h3>{} {id}</h3><p class=\"state {class}\">{}</p><dl>",
+             <h3>{} {id}</h3><p class=\"state {class}\">{}</p>",
             w.camera,
             esc(&state),
             id = esc(&c.id),
             st = c.state,
         );
+        if c.last_segment.is_some() || c.state == "recording" {
+            let _ = write!(
+                h,
+                "<img class=\"still\" src=\"camera/{id}/still.jpg\" alt=\"{id}\" width=\"320\" height=\"180\">",
+                id = esc(&c.id)
+            );
+        }
+        h.push_str("<dl>");
         if let Some(since) = &c.since {
             let _ = write!(h, "<dt>{}</dt><dd>{}</dd>", w.since, esc(since));
         }
@@ -240,7 +252,11 @@ pub fn render(s: &Snapshot, lang: Language) -> String {
     }
     h.push_str("<p class=\"legend\">");
     for (colour, text) in timeline::legend(lang) {
-        let _ = write!(h, "<span><i style=\"background:{colour}\"></i>{}</span>", esc(&text));
+        let _ = write!(
+            h,
+            "<span><i style=\"background:{colour}\"></i>{}</span>",
+            esc(&text)
+        );
     }
     h.push_str("</p></section>");
 
@@ -301,7 +317,13 @@ pub fn render(s: &Snapshot, lang: Language) -> String {
     // Disk and upstream.
     let _ = write!(h, "<section id=\"disk\"><h2>{}</h2><p>", w.disk);
     if let (Some(free), Some(cap)) = (s.disk.available_bytes, s.disk.capacity_bytes) {
-        let _ = write!(h, "{} {} / {} · ", if zh { "可用" } else { "free" }, size(free), size(cap));
+        let _ = write!(
+            h,
+            "{} {} / {} · ",
+            if zh { "可用" } else { "free" },
+            size(free),
+            size(cap)
+        );
     }
     let retention = s.disk.retention_days;
     match s.disk.days_left {
@@ -359,14 +381,20 @@ pub fn render(s: &Snapshot, lang: Language) -> String {
     // Jobs.
     let _ = write!(h, "<section id=\"jobs\"><h2>{}</h2><p>", w.jobs);
     for (name, j) in &s.jobs {
-        let class = if matches!(j.state, "running" | "starting" | "stopped") { "ok" } else { "bad" };
+        let class = if matches!(j.state, "running" | "starting" | "stopped") {
+            "ok"
+        } else {
+            "bad"
+        };
         let _ = write!(
             h,
             "<span class=\"job {class}\" data-job=\"{}\">{} {}{}</span> ",
             esc(name),
             esc(name),
             j.state,
-            j.cause.as_ref().map_or(String::new(), |c| format!(" ({})", esc(c)))
+            j.cause
+                .as_ref()
+                .map_or(String::new(), |c| format!(" ({})", esc(c)))
         );
     }
     h.push_str("</p></section></body></html>\n");
@@ -376,7 +404,7 @@ pub fn render(s: &Snapshot, lang: Language) -> String {
 const CSS: &str = "body{font-family:'Noto Sans CJK SC','WenQuanYi Micro Hei','Microsoft YaHei',sans-serif;margin:0 auto;max-width:1100px;padding:12px 20px;color:#212121;background:#fafafa}\
 h1{font-size:22px;margin:8px 0}h1 .dev{color:#546e7a;font-size:16px}h2{font-size:17px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:22px}\
 h3{font-size:15px;margin:6px 0}.meta{color:#666;font-size:13px}.cards{display:flex;flex-wrap:wrap;gap:12px}\
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:240px}\
+.still{display:block;width:320px;height:180px;object-fit:contain;background:#222;margin:4px 0}.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:240px}\
 .state{font-weight:bold;margin:4px 0}.ok{color:#2e7d32}.bad{color:#c62828}.idle{color:#757575}\
 dl{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;font-size:13px;margin:4px 0}dt{color:#666}dd{margin:0}\
 .session{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px;margin:8px 0}\

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -43,7 +43,16 @@ struct Shared {
     /// The server's own read-only connection (opened once the daemon created the database).
     conn: Mutex<Option<Connection>>,
     extra: Option<ExtraMetrics>,
+    /// The last thumbnail decoded per camera, and when: decoded on request, at most once
+    /// every [`STILL_EVERY`].
+    stills: Mutex<std::collections::HashMap<String, CachedStill>>,
 }
+
+/// When a thumbnail was decoded, and its JPEG.
+type CachedStill = (std::time::Instant, Arc<Vec<u8>>);
+
+/// A camera's thumbnail is decoded again at most this often.
+const STILL_EVERY: Duration = Duration::from_secs(5);
 
 impl Shared {
     fn snapshot(&self) -> Result<Snapshot, String> {
@@ -98,6 +107,7 @@ pub fn job(
             token,
             conn: Mutex::new(None),
             extra: extra.clone(),
+            stills: Mutex::default(),
         });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -157,6 +167,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/", get(page))
         .route("/metrics", get(metrics_text))
         .route("/api/status", get(api_status))
+        .route("/camera/{id}/still.jpg", get(still))
         .layer(middleware::from_fn_with_state(shared.clone(), auth))
         .with_state(shared)
 }
@@ -238,5 +249,47 @@ async fn page(State(shared): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> 
         )
             .into_response(),
         Err(e) => unavailable(e),
+    }
+}
+
+impl Shared {
+    /// The camera's latest keyframe as a JPEG (`media::still`), cached for [`STILL_EVERY`].
+    fn still(&self, camera: &str) -> Result<Arc<Vec<u8>>, String> {
+        if !self.config.cameras.iter().any(|c| c.id == camera) {
+            return Err(format!("no camera {camera:?}"));
+        }
+        if let Some((at, jpeg)) = self.stills.lock().unwrap_or_else(|e| e.into_inner()).get(camera)
+            && at.elapsed() < STILL_EVERY
+        {
+            return Ok(jpeg.clone());
+        }
+        let conn = crate::db::open_existing(&self.config.device.data_dir)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no database yet".to_string())?;
+        let still = crate::media::still::latest_jpeg(&self.config.device.data_dir, camera, &conn)
+            .map_err(|e| e.to_string())?;
+        let jpeg = Arc::new(still.jpeg);
+        self.stills
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(camera.to_string(), (std::time::Instant::now(), jpeg.clone()));
+        Ok(jpeg)
+    }
+}
+
+async fn still(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    // Decoding takes a few milliseconds of CPU: off the server's one thread.
+    let got = tokio::task::spawn_blocking(move || shared.still(&id)).await;
+    match got {
+        Ok(Ok(jpeg)) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("max-age=5")),
+            ],
+            jpeg.as_ref().clone(),
+        )
+            .into_response(),
+        Ok(Err(e)) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

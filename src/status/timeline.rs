@@ -110,7 +110,12 @@ fn pieces(h: &HourVerdict, now_us: i64, lang: Language) -> Vec<(i64, i64, &'stat
     for hole in holes {
         let (a, b) = (hole.start_us.max(h.start_us), hole.end_us.min(known_to));
         if a > at {
-            out.push((at, a, RECORDED, format!("{recorded} {}", duration_text(a - at, lang))));
+            out.push((
+                at,
+                a,
+                RECORDED,
+                format!("{recorded} {}", duration_text(a - at, lang)),
+            ));
         }
         if b > a {
             let tol = if hole.breaks_run {
@@ -125,13 +130,22 @@ fn pieces(h: &HourVerdict, now_us: i64, lang: Language) -> Vec<(i64, i64, &'stat
                 a,
                 b,
                 cause_colour(&hole.cause),
-                format!("{} {}{tol}", cause_text(&hole.cause, lang), duration_text(b - a, lang)),
+                format!(
+                    "{} {}{tol}",
+                    cause_text(&hole.cause, lang),
+                    duration_text(b - a, lang)
+                ),
             ));
         }
         at = at.max(b);
     }
     if known_to > at {
-        out.push((at, known_to, RECORDED, format!("{recorded} {}", duration_text(known_to - at, lang))));
+        out.push((
+            at,
+            known_to,
+            RECORDED,
+            format!("{recorded} {}", duration_text(known_to - at, lang)),
+        ));
     }
     if h.end_us > known_to {
         let left = match lang {
@@ -144,7 +158,17 @@ fn pieces(h: &HourVerdict, now_us: i64, lang: Language) -> Vec<(i64, i64, &'stat
 }
 
 /// The bar alone as `<rect>`s in a `width` × `height` box at (`x`, `y`).
-pub fn bar(out: &mut String, h: &HourVerdict, now_us: i64, lang: Language, x: f64, y: f64, width: f64, height: f64) {
+#[allow(clippy::too_many_arguments)]
+pub fn bar(
+    out: &mut String,
+    h: &HourVerdict,
+    now_us: i64,
+    lang: Language,
+    x: f64,
+    y: f64,
+    width: f64,
+    height: f64,
+) {
     let span = (h.end_us - h.start_us).max(1) as f64;
     for (a, b, colour, title) in pieces(h, now_us, lang) {
         let x0 = x + (a - h.start_us) as f64 / span * width;
@@ -180,14 +204,18 @@ pub fn hour_caption(h: &HourVerdict, lang: Language) -> String {
             verdict_text(h.verdict, lang),
             h.rule,
             duration_text(h.longest_run_us, lang),
-            needs.map_or("（要求全程录像）".to_string(), |n| format!("（要求 {n}）"))
+            needs.map_or("（要求全程录像）".to_string(), |n| format!(
+                "（要求 {n}）"
+            ))
         ),
         Language::En => format!(
             "{} · rule {} · longest run {}{}",
             verdict_text(h.verdict, lang),
             h.rule,
             duration_text(h.longest_run_us, lang),
-            needs.map_or(" (needs end-to-end recording)".to_string(), |n| format!(" (needs {n})"))
+            needs.map_or(" (needs end-to-end recording)".to_string(), |n| format!(
+                " (needs {n})"
+            ))
         ),
     }
 }
@@ -201,7 +229,15 @@ pub fn legend(lang: Language) -> Vec<(&'static str, String)> {
             Language::En => "recorded".to_string(),
         },
     )];
-    for c in ["camera_lost", "stall", "daemon_down", "disk_full", "clock_jump", "damaged", "unrecorded"] {
+    for c in [
+        "camera_lost",
+        "stall",
+        "daemon_down",
+        "disk_full",
+        "clock_jump",
+        "damaged",
+        "unrecorded",
+    ] {
         v.push((cause_colour(c), cause_text(c, lang)));
     }
     v.push((
@@ -265,7 +301,11 @@ pub fn session_svg(
             y + 10.0,
             esc(&text)
         );
-        x += 24.0 + text.chars().map(|c| if c.is_ascii() { 6.5 } else { 11.5 }).sum::<f64>();
+        x += 24.0
+            + text
+                .chars()
+                .map(|c| if c.is_ascii() { 6.5 } else { 11.5 })
+                .sum::<f64>();
     }
     s.push_str("\n</svg>\n");
     s
@@ -314,7 +354,9 @@ mod tests {
 
     #[test]
     fn the_svg_names_each_hour_with_its_verdict_and_rule() {
-        let svg = session_svg("s1", "c1", &[hour()], 60_000_000, Language::ZhCn, &|_| "10:00:00".into());
+        let svg = session_svg("s1", "c1", &[hour()], 60_000_000, Language::ZhCn, &|_| {
+            "10:00:00".into()
+        });
         assert!(svg.contains("第1学时"), "{svg}");
         assert!(svg.contains("依据 R2"), "{svg}");
         assert!(svg.contains("data-verdict=\"pending\""), "{svg}");

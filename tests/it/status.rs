@@ -472,19 +472,31 @@ fn the_status_page_in_a_real_browser_shows_every_camera_and_class_hour() {
         camera("back", &dead, "2s", "connect_timeout = \"1s\"")
     ));
     let mut daemon = Daemon::start(&config);
-    wait_for("a segment and the dead camera's gap", Duration::from_secs(30), || {
-        let all = scene.segments(&config);
-        let seg = all.iter().any(|e| e["camera"] == "front" && e["type"] == "segment" && e["state"] == "closed");
-        let gap = all.iter().any(|e| e["camera"] == "back" && e["type"] == "gap");
-        (seg && gap).then_some(())
-    });
+    wait_for(
+        "a segment and the dead camera's gap",
+        Duration::from_secs(30),
+        || {
+            let all = scene.segments(&config);
+            let seg = all
+                .iter()
+                .any(|e| e["camera"] == "front" && e["type"] == "segment" && e["state"] == "closed");
+            let gap = all.iter().any(|e| e["camera"] == "back" && e["type"] == "gap");
+            (seg && gap).then_some(())
+        },
+    );
     let url = format!("http://127.0.0.1:{port}/");
     let out = chromium(&["--dump-dom"], &url);
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(dom.contains("<html lang=\"zh-CN\">"), "{dom}");
-    assert!(dom.contains("id=\"camera-front\"") && dom.contains("data-state=\"recording\""), "{dom}");
+    assert!(
+        dom.contains("id=\"camera-front\"") && dom.contains("data-state=\"recording\""),
+        "{dom}"
+    );
     assert!(dom.contains("id=\"camera-back\""), "{dom}");
-    assert!(dom.contains("中断：摄像头断线"), "the dead camera's gap and its cause: {dom}");
+    assert!(
+        dom.contains("中断：摄像头断线"),
+        "the dead camera's gap and its cause: {dom}"
+    );
     let report = json_lines(&["report", "--config", &cfg(&config), "--json"]);
     for h in report[0]["class_hours"].as_array().unwrap() {
         let i = h["index"].as_u64().unwrap();
@@ -502,22 +514,58 @@ fn the_status_page_in_a_real_browser_shows_every_camera_and_class_hour() {
         assert!(dom.contains(&format!("第{i}学时")), "{dom}");
     }
     assert!(dom.contains("签到") && dom.contains("课时"), "{dom}");
+    // The thumbnail: the last keyframe of the camera's newest segment, as a JPEG.
+    assert!(dom.contains("src=\"camera/front/still.jpg\""), "{dom}");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET /camera/front/still.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let body_at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&raw[..body_at])
+    );
+    assert!(raw[body_at..].starts_with(&[0xff, 0xd8]), "a JPEG");
 
     let out = chromium(&["--dump-dom"], &format!("{url}?lang=en"));
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("<html lang=\"en\">") && dom.contains("class hour 1"), "{dom}");
+    assert!(
+        dom.contains("<html lang=\"en\">") && dom.contains("class hour 1"),
+        "{dom}"
+    );
 
     let shot = scene.path().join("page.png");
     let out = chromium(&[&format!("--screenshot={}", shot.display())], &url);
     let png = std::fs::read(&shot).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
     if let Some(keep) = std::env::var_os("CLASSPROOF_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, keep).unwrap();
     }
 
     let svg = scene.path().join("today.svg");
-    let out = classproof(&["report", "--config", &cfg(&config), "--session", "today", "--svg", &cfg(&svg)]);
-    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = classproof(&[
+        "report",
+        "--config",
+        &cfg(&config),
+        "--session",
+        "today",
+        "--svg",
+        &cfg(&svg),
+    ]);
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<?xml") && text.contains("<svg"), "{text}");
     for i in 1..=3 {
