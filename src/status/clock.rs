@@ -68,6 +68,7 @@ pub fn job(ctx: JobContext) -> impl FnMut(&JobHandle) -> Result<(), JobError> + 
                     old = %rfc3339(old),
                     new = %rfc3339(now.0),
                     step_s = step as f64 / 1e6,
+                    kind = "alarm",
                     "the wall clock stepped"
                 );
                 unrecorded = Some(Record::alarm(

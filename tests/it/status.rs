@@ -575,3 +575,144 @@ fn the_status_page_in_a_real_browser_shows_every_camera_and_class_hour() {
     assert!(text.contains("依据 R2"), "{text}");
     daemon.terminate(Duration::from_secs(10));
 }
+
+/// A step of the wall clock (libfaketime moving one daemon's wall clock 120 s ahead; its
+/// monotonic clock left alone) appends a `clock_step` alarm record with the times and the step.
+#[test]
+fn a_wall_clock_step_is_a_clock_step_alarm_record() {
+    let lib = Path::new("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1");
+    assert!(lib.exists(), "faketime (deploy/setup.sh installs it)");
+    let scene = Scene::new();
+    let offset = scene.path().join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let config = scene.config("");
+    let mut daemon = Daemon::start_env(
+        &config,
+        &[
+            ("LD_PRELOAD", &lib.to_string_lossy()),
+            ("FAKETIME_TIMESTAMP_FILE", &offset.to_string_lossy()),
+            ("FAKETIME_CACHE_DURATION", "1"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    daemon.wait_log("classproof running", Duration::from_secs(20));
+    // Let the clock job take its first reading, then step.
+    wait_for("the clock job running", Duration::from_secs(10), || {
+        http_status_jobs(&config).filter(|j| j["clock"]["state"] == "running")
+    });
+    std::fs::write(&offset, "+120\n").unwrap();
+    let alarm = wait_for("a clock_step record", Duration::from_secs(20), || {
+        json_lines(&["events", "--config", &cfg(&config), "--type", "alarm", "--json"])
+            .into_iter()
+            .find(|r| r["alarm"] == "clock_step")
+    });
+    let step = alarm["step_s"].as_f64().unwrap();
+    assert!((step - 120.0).abs() < 3.0, "{alarm}");
+    assert_eq!(alarm["state"], "raised");
+    assert!(
+        alarm["old"].as_str().is_some() && alarm["new"].as_str().is_some(),
+        "{alarm}"
+    );
+    daemon.terminate(Duration::from_secs(10));
+}
+
+/// The jobs of the daemon of `config`, from its status server.
+fn http_status_jobs(config: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let port: u16 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))?
+        .trim_end_matches('"')
+        .parse()
+        .ok()?;
+    let (code, body) = http_get(port, "/api/status", None)?;
+    let v: Value = serde_json::from_str(&body).ok()?;
+    (code == 200).then(|| v["jobs"].clone())
+}
+
+/// Under systemd (`JOURNAL_STREAM` set) the daemon logs to the journal's native socket, each
+/// event's fields as journal fields: `CAMERA=front` is what `journalctl CAMERA=front` selects.
+#[test]
+fn under_systemd_log_lines_carry_camera_as_a_journal_field() {
+    let path = Path::new("/run/systemd/journal/socket");
+    if path.exists() {
+        // A real journald: ask it.
+        eprintln!("a real journald runs here; this test needs the socket free");
+        return;
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let sock = UnixDatagram::bind(path).unwrap();
+    struct Remove<'a>(&'a Path);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let _remove = Remove(path);
+    let scene = Scene::new();
+    let server = RtspServer::start("h264");
+    let config = scene.config(&camera("front", &server.url(), "2s", ""));
+    let mut daemon = Daemon::start_env(&config, &[("JOURNAL_STREAM", "8:12345")]);
+    let mut got: Vec<BTreeMap<String, String>> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = vec![0u8; 65536];
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let has_camera = |m: &BTreeMap<String, String>| m.get("CAMERA").is_some_and(|c| c == "front");
+    while Instant::now() < deadline && !got.iter().any(has_camera) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(journal_fields(&buf[..n]));
+        }
+    }
+    let entry = got
+        .iter()
+        .find(|m| has_camera(m))
+        .unwrap_or_else(|| panic!("no CAMERA=front in {got:#?}"));
+    assert_eq!(
+        entry.get("SYSLOG_IDENTIFIER").map(String::as_str),
+        Some("classproof"),
+        "{entry:?}"
+    );
+    assert!(
+        entry.contains_key("PRIORITY") && entry.contains_key("MESSAGE"),
+        "{entry:?}"
+    );
+    // Keep reading, as journald would: a full socket would hold up the daemon's logging.
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        // Until the test removed the socket file (the read timeout wakes it to look).
+        while Path::new("/run/systemd/journal/socket").exists() {
+            let _ = sock.recv(&mut buf);
+        }
+    });
+    daemon.terminate(Duration::from_secs(10));
+}
+
+/// The fields of one datagram of journald's native protocol: `KEY=VALUE\n`, or `KEY\n`, a
+/// little-endian u64 length, the value and `\n`.
+fn journal_fields(mut b: &[u8]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    while !b.is_empty() {
+        let Some(nl) = b.iter().position(|&c| c == b'\n') else {
+            break;
+        };
+        let line = &b[..nl];
+        if let Some(eq) = line.iter().position(|&c| c == b'=') {
+            out.insert(
+                String::from_utf8_lossy(&line[..eq]).into_owned(),
+                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
+            );
+            b = &b[nl + 1..];
+        } else {
+            let key = String::from_utf8_lossy(line).into_owned();
+            let rest = &b[nl + 1..];
+            if rest.len() < 8 {
+                break;
+            }
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            let value = &rest[8..8 + len.min(rest.len() - 8)];
+            out.insert(key, String::from_utf8_lossy(value).into_owned());
+            b = &rest[(8 + len + 1).min(rest.len())..];
+        }
+    }
+    out
+}
