@@ -9,6 +9,9 @@
 #                            exit 1 if anything is missing; installs and builds nothing
 #   deploy/setup.sh demo     … then run the daemon on deploy/demo.toml (a generated video camera)
 #   deploy/setup.sh test     … then run the whole test suite (what CI runs, via .ci/run)
+#   deploy/setup.sh deb      … then build target/debian/classproof_<version>_amd64.deb with
+#                            cargo-deb (installed with `cargo install --locked` when missing)
+#                            and check it with lintian (no error allowed)
 #   deploy/setup.sh service  … then install the binary, a `classproof` user, /etc/classproof and
 #                            the systemd unit (docs/operations.md); on a classroom box this
 #                            installs only the build and runtime packages
@@ -20,8 +23,8 @@
 set -euo pipefail
 
 mode=${1:-install}
-case "$mode" in install | demo | test | service | check) ;; *)
-    echo "usage: $0 [install|demo|test|service|check]" >&2
+case "$mode" in install | demo | test | service | check | deb) ;; *)
+    echo "usage: $0 [install|demo|test|service|check|deb]" >&2
     exit 2
     ;;
 esac
@@ -156,6 +159,23 @@ fetch=(target/release/classproof models fetch --dir "$MODELS_DIR")
 case "$mode" in
 install)
     say "installed: target/release/classproof (see docs/operations.md to run it as a service)"
+    ;;
+deb)
+    if ! cargo deb --version >/dev/null 2>&1; then
+        say "installing cargo-deb"
+        cargo install --locked --quiet cargo-deb
+    fi
+    # The package installs the binary in /usr/bin (the unit of `service` mode names /usr/local).
+    target_dir=${CARGO_TARGET_DIR:-$repo/target}
+    mkdir -p "$repo/target/deb"
+    sed -e 's#/usr/local/bin/classproof#/usr/bin/classproof#g' \
+        -e 's#file:///usr/local/share/doc/classproof#file:///usr/share/doc/classproof#' \
+        systemd/classproof.service >"$repo/target/deb/classproof.service"
+    say "building the Debian package"
+    deb=$(cargo deb --no-build --strip --locked --quiet --output "$target_dir/debian" | tail -n1)
+    say "lintian $deb"
+    lintian --fail-on error --suppress-tags binary-without-manpage "$deb"
+    say "built $deb"
     ;;
 service)
     install -m 0755 target/release/classproof /usr/local/bin/classproof

@@ -716,3 +716,133 @@ fn journal_fields(mut b: &[u8]) -> BTreeMap<String, String> {
     }
     out
 }
+
+/// `./deploy/setup.sh deb` builds `classproof_<version>_amd64.deb` (cargo-deb) that lintian
+/// passes without an error; it unpacks into a root made here and the binary from it serves the
+/// status page; and it installs on this machine (the postinst makes the user and the data dir)
+/// and purges cleanly, the machine restored. Long (a release build and, the first time,
+/// `cargo install cargo-deb`): run with `cargo test --release -- --ignored status::the_debian`.
+#[test]
+#[ignore = "long: builds the package; run with --ignored"]
+fn the_debian_package_builds_passes_lintian_installs_starts_and_purges() {
+    let repo = crate::support::repo();
+    let out = std::process::Command::new("bash")
+        .arg(repo.join("deploy/setup.sh"))
+        .arg("deb")
+        .current_dir(&repo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "setup.sh deb failed:\n{err}");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(repo.join("target"), std::path::PathBuf::from);
+    let deb = target.join(format!(
+        "debian/classproof_{}_amd64.deb",
+        env!("CARGO_PKG_VERSION")
+    ));
+    assert!(deb.exists(), "{} in\n{err}", deb.display());
+    let lintian = std::process::Command::new("lintian")
+        .arg("--fail-on")
+        .arg("error")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        lintian.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lintian.stdout)
+    );
+
+    // Unpacked into a root of our own: the files where they belong, and the binary runs.
+    let root = tempfile::tempdir().unwrap();
+    let x = std::process::Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(root.path())
+        .status()
+        .unwrap();
+    assert!(x.success());
+    for f in [
+        "usr/bin/classproof",
+        "lib/systemd/system/classproof.service",
+        "etc/classproof/classproof.toml",
+        "usr/share/doc/classproof/operations.zh-CN.md",
+    ] {
+        assert!(root.path().join(f).exists(), "{f}");
+    }
+    let unit = std::fs::read_to_string(root.path().join("lib/systemd/system/classproof.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/bin/classproof run") && unit.contains("Type=notify"),
+        "{unit}"
+    );
+    let conffiles = std::process::Command::new("dpkg-deb")
+        .arg("-I")
+        .arg(&deb)
+        .arg("conffiles")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&conffiles.stdout).contains("/etc/classproof/classproof.toml"));
+    let scene = Scene::new();
+    let port = free_port();
+    let config = scene.config(&format!("[status]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let mut child = std::process::Command::new(root.path().join("usr/bin/classproof"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = wait_for(
+        "the packaged binary's status page",
+        Duration::from_secs(20),
+        || http_get(port, "/metrics", None).filter(|(c, _)| *c == 200),
+    );
+    assert!(served.1.contains("classproof_job_up"));
+    crate::support::signal(child.id(), libc::SIGTERM);
+    assert!(child.wait().unwrap().success());
+
+    // Installed on this machine and purged; what the test created is removed again.
+    let had_user = std::process::Command::new("id")
+        .arg("classproof")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    let had_data = Path::new("/var/lib/classproof").exists();
+    let install = std::process::Command::new("dpkg")
+        .arg("-i")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let installed = install.status.success();
+    let id_ok = std::process::Command::new("id")
+        .arg("classproof")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    let data_ok = Path::new("/var/lib/classproof").is_dir();
+    let version = std::process::Command::new("/usr/bin/classproof")
+        .arg("--version")
+        .output()
+        .ok();
+    let purge = std::process::Command::new("dpkg")
+        .args(["--purge", "classproof"])
+        .output()
+        .unwrap();
+    let gone =
+        !Path::new("/usr/bin/classproof").exists() && !Path::new("/etc/classproof/classproof.toml").exists();
+    if !had_data {
+        let _ = std::fs::remove_dir_all("/var/lib/classproof");
+    }
+    if !had_user {
+        let _ = std::process::Command::new("userdel").arg("classproof").status();
+    }
+    assert!(installed, "{}", String::from_utf8_lossy(&install.stderr));
+    assert!(id_ok && data_ok, "postinst made the user and /var/lib/classproof");
+    assert!(version.is_some_and(|o| o.status.success()));
+    assert!(
+        purge.status.success(),
+        "{}",
+        String::from_utf8_lossy(&purge.stderr)
+    );
+    assert!(gone, "purge removes the binary and the conffile");
+}
