@@ -130,9 +130,31 @@ fn metrics_and_api_status_agree_with_segments_and_report() {
         },
     );
 
-    let (code, text) = http_get(port, "/metrics", None).expect("metrics");
-    assert_eq!(code, 200, "{text}");
+    // Class hours: the same verdicts as `report --json` around the scrape (verdicts move on
+    // as time passes while the camera is down: retried until the reports before and after the
+    // scrape agree).
+    let verdicts = |report: &[Value]| {
+        let mut v: BTreeMap<String, f64> = BTreeMap::new();
+        for h in report[0]["class_hours"].as_array().unwrap() {
+            *v.entry(h["verdict"].as_str().unwrap().to_string()).or_default() += 1.0;
+        }
+        v
+    };
+    let (text, hours) = wait_for(
+        "a scrape between two equal reports",
+        Duration::from_secs(30),
+        || {
+            let before = verdicts(&json_lines(&["report", "--config", &cfg(&config), "--json"]));
+            let (code, text) = http_get(port, "/metrics", None)?;
+            let after = verdicts(&json_lines(&["report", "--config", &cfg(&config), "--json"]));
+            (code == 200 && before == after).then_some((text, after))
+        },
+    );
     let m = series(&text);
+    for (v, n) in &hours {
+        let key = format!("classproof_class_hours_total{{verdict=\"{v}\"}}");
+        assert_eq!(m.get(&key).copied(), Some(*n), "{key} in\n{text}");
+    }
     let segs = scene.segments(&config);
     let closed: Vec<&Value> = segs
         .iter()
@@ -168,19 +190,6 @@ fn metrics_and_api_status_agree_with_segments_and_report() {
         m.get("classproof_camera_up{camera=\"front\"}").copied(),
         Some(0.0)
     );
-
-    // Class hours: the same verdicts as `report --json` now.
-    let report = json_lines(&["report", "--config", &cfg(&config), "--json"]);
-    let mut verdicts: BTreeMap<String, f64> = BTreeMap::new();
-    for h in report[0]["class_hours"].as_array().unwrap() {
-        *verdicts
-            .entry(h["verdict"].as_str().unwrap().to_string())
-            .or_default() += 1.0;
-    }
-    for (v, n) in &verdicts {
-        let key = format!("classproof_class_hours_total{{verdict=\"{v}\"}}");
-        assert_eq!(m.get(&key).copied(), Some(*n), "{key} in\n{text}");
-    }
 
     // Log records by kind equal the log (the daemon writes no record while the camera is
     // down and nothing closes, except possibly a checkpoint: compare the segment records).
