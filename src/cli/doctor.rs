@@ -448,7 +448,10 @@ fn tls_handshake(mut sock: TcpStream, u: &crate::sync::UpstreamConfig) -> Result
     while conn.is_handshaking() {
         conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
     }
-    // A TLS 1.3 server may reject the client certificate only after the handshake: read once.
+    // A TLS 1.3 server may reject the client certificate only after the handshake: read once
+    // (an MQTT broker then waits for CONNECT: a timeout is a pass).
+    sock.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
     let mut buf = [0u8; 1];
     let mut stream = rustls::Stream::new(&mut conn, &mut sock);
     let _ = stream.flush();

@@ -622,6 +622,33 @@ fn a_wall_clock_step_is_a_clock_step_alarm_record() {
         alarm["old"].as_str().is_some() && alarm["new"].as_str().is_some(),
         "{alarm}"
     );
+    // The page's alarms list it for a day, and doctor warns about it.
+    let doc = wait_for("the clock step on /api/status", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&config).ok()?;
+        let port: u16 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))?
+            .trim_end_matches('"')
+            .parse()
+            .ok()?;
+        let (_, body) = http_get(port, "/api/status", None)?;
+        serde_json::from_str::<Value>(&body).ok()
+    });
+    assert!(
+        doc["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["alarm"] == "clock_step"),
+        "{doc:#}"
+    );
+    let out = classproof(&["doctor", "--config", &cfg(&config)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warning") && l.contains("clock step: the wall clock stepped")),
+        "{text}"
+    );
     daemon.terminate(Duration::from_secs(10));
 }
 
@@ -854,4 +881,43 @@ fn the_debian_package_builds_passes_lintian_installs_starts_and_purges() {
         String::from_utf8_lossy(&purge.stderr)
     );
     assert!(gone, "purge removes the binary and the conffile");
+}
+
+/// `doctor` reaches the upstream broker over TLS with the configured certificates (a real
+/// mosquitto requiring client certificates), and names a CA that does not match as a problem.
+#[test]
+fn doctor_checks_the_upstream_broker_over_tls() {
+    let scene = Scene::new();
+    let pki = crate::support::Pki::make(&scene.path().join("pki"));
+    let broker = crate::support::Mosquitto::start(&scene.path().join("broker"), &pki);
+    let upstream = |ca: &Path| {
+        format!(
+            "[upstream]\nurl = \"mqtts://127.0.0.1:{}\"\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+            broker.port,
+            ca.display(),
+            pki.file("device.pem").display(),
+            pki.file("device.key").display()
+        )
+    };
+    let config = scene.config(&upstream(&pki.file("ca.pem")));
+    let out = classproof(&["doctor", "--config", &cfg(&config)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ok") && l.contains("reachable over TLS")),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+
+    let other = crate::support::Pki::make(&scene.path().join("other-pki"));
+    let config = scene.config(&upstream(&other.file("ca.pem")));
+    let out = classproof(&["doctor", "--config", &cfg(&config)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("problem") && l.contains("upstream") && l.contains("TLS")),
+        "{text}"
+    );
+    assert!(text.contains("fix: check [upstream] ca_file"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
 }
