@@ -224,7 +224,9 @@ pub fn render(s: &Snapshot, lang: Language) -> String {
             id = esc(&sess.session_id),
         );
         for hour in &sess.hours {
-            let start = sess.class_hours.get(hour.index as usize - 1);
+            let start = (hour.index as usize)
+                .checked_sub(1)
+                .and_then(|i| sess.class_hours.get(i));
             let t = |k: &str| {
                 start
                     .and_then(|v| v[k].as_str())
