@@ -10,6 +10,9 @@
 #   deploy/setup.sh demo     … then run the daemon on deploy/demo.toml (a generated video camera,
 #                            and an entrance camera checking a demo trainee in by face)
 #   deploy/setup.sh test     … then run the whole test suite (what CI runs, via .ci/run)
+#   deploy/setup.sh deb      … then build target/debian/classproof_<version>_amd64.deb with
+#                            cargo-deb (installed with `cargo install --locked` when missing)
+#                            and check it with lintian (no error allowed)
 #   deploy/setup.sh service  … then install the binary, a `classproof` user, /etc/classproof and
 #                            the systemd unit (docs/operations.md); on a classroom box this
 #                            installs only the build and runtime packages
@@ -21,8 +24,8 @@
 set -euo pipefail
 
 mode=${1:-install}
-case "$mode" in install | demo | test | service | check) ;; *)
-    echo "usage: $0 [install|demo|test|service|check]" >&2
+case "$mode" in install | demo | test | service | check | deb) ;; *)
+    echo "usage: $0 [install|demo|test|service|check|deb]" >&2
     exit 2
     ;;
 esac
@@ -75,6 +78,10 @@ if [ "$mode" != service ]; then
         util-linux mount e2fsprogs
         # benches/vision/compare.sh builds its Python reference in a venv
         python3-venv
+        # issue 12: the status page is tested in a real headless browser (with a CJK font for
+        # the zh-CN page and its screenshot); faketime steps the wall clock of one daemon for
+        # the clock_step test; lintian checks the .deb (`setup.sh deb`)
+        chromium fonts-wqy-microhei faketime lintian
     )
 fi
 missing=()
@@ -154,6 +161,23 @@ case "$mode" in
 install)
     say "installed: target/release/classproof (see docs/operations.md to run it as a service)"
     ;;
+deb)
+    if ! cargo deb --version >/dev/null 2>&1; then
+        say "installing cargo-deb"
+        cargo install --locked --quiet cargo-deb
+    fi
+    # The package installs the binary in /usr/bin (the unit of `service` mode names /usr/local).
+    target_dir=${CARGO_TARGET_DIR:-$repo/target}
+    mkdir -p "$repo/target/deb"
+    sed -e 's#/usr/local/bin/classproof#/usr/bin/classproof#g' \
+        -e 's#file:///usr/local/share/doc/classproof#file:///usr/share/doc/classproof#' \
+        systemd/classproof.service >"$repo/target/deb/classproof.service"
+    say "building the Debian package"
+    deb=$(cargo deb --no-build --strip --locked --quiet --output "$target_dir/debian" | tail -n1)
+    say "lintian $deb"
+    lintian --fail-on error --suppress-tags binary-without-manpage "$deb"
+    say "built $deb"
+    ;;
 service)
     install -m 0755 target/release/classproof /usr/local/bin/classproof
     if ! id classproof >/dev/null 2>&1; then
@@ -185,6 +209,9 @@ service)
     fi
     ;;
 demo)
+    # The status page first, so a newcomer opens it while the rest starts.
+    demo_listen=$(sed -n '/^\[status\]/,/^\[/s/^listen *= *"\(.*\)"/\1/p' deploy/demo.toml | head -n1)
+    say "status page: http://${demo_listen:-127.0.0.1:8480}/ (metrics: /metrics, JSON: /api/status)"
     demo_dir=$repo/var/demo
     mkdir -p "$demo_dir"
     if [ ! -s "$demo_dir/testsrc.mp4" ]; then

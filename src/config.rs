@@ -91,6 +91,8 @@ pub struct Config {
     /// `[upstream]`; `None`: the box runs offline (R7).
     pub upstream: Option<UpstreamConfig>,
     pub attendance: crate::attendance::config::AttendanceConfig,
+    /// `[status]`: the local status server (issue 12).
+    pub status: crate::status::StatusConfig,
 }
 
 impl Config {
@@ -161,6 +163,7 @@ impl Config {
             "attendance",
             crate::attendance::config::AttendanceConfig::read,
         );
+        let status = section_or_default(&root, &mut p, "status", crate::status::StatusConfig::read);
         root.finish(&mut p);
 
         match (device, p.is_empty()) {
@@ -175,6 +178,7 @@ impl Config {
                 daemon,
                 upstream,
                 attendance,
+                status,
             }),
             _ => Err(ConfigError::Invalid {
                 file: path.to_path_buf(),
@@ -190,6 +194,15 @@ impl Config {
         self.vision.check_environment(&mut p);
         if let Some(u) = &self.upstream {
             u.check_environment(&mut p);
+        }
+        if let Some(f) = self.status.token_file.as_ref().filter(|_| self.status.enabled)
+            && let Err(e) = crate::status::config::read_token(f)
+        {
+            p.push(
+                "status.token_file",
+                Some(format!("{:?}", f.display().to_string())),
+                e,
+            );
         }
         for (i, cam) in self.cameras.iter().enumerate() {
             cam.check_environment(&format!("camera[{i}]"), &mut p);
@@ -227,7 +240,8 @@ impl Config {
             "upstream    {}",
             UpstreamConfig::summary(self.upstream.as_ref())
         );
-        let _ = write!(s, "attendance  {}", self.attendance.summary());
+        let _ = writeln!(s, "attendance  {}", self.attendance.summary());
+        let _ = write!(s, "status      {}", self.status.summary());
         s
     }
 }

@@ -11,5 +11,6 @@ pub mod db;
 pub mod evidence;
 pub mod logging;
 pub mod media;
+pub mod status;
 pub mod sync;
 pub mod vision;

@@ -1,4 +1,7 @@
-//! Log set-up: `tracing` to stderr, level from `RUST_LOG` (default `info`).
+//! Log set-up: `tracing` to stderr, level from `RUST_LOG` (default `info`). Under systemd
+//! (`$JOURNAL_STREAM` set) straight to the journal instead, each event's fields as journal
+//! fields of the same name in capitals (`camera` → `CAMERA=`, `session` → `SESSION=`, `kind` →
+//! `KIND=`), so that `journalctl -u classproof CAMERA=front` works (issue 12).
 //!
 //! R15: never log a full ID-card number or a face template; use [`mask_id_number`].
 
@@ -7,6 +10,20 @@ use tracing_subscriber::EnvFilter;
 /// Installs the stderr subscriber once; later calls do nothing.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if std::env::var_os("JOURNAL_STREAM").is_some()
+        && let Ok(journal) = tracing_journald::layer()
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let journal = journal
+            .with_field_prefix(None)
+            .with_syslog_identifier("classproof".into());
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(journal)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use classproof::cli::{self, attendance, compliance, evidence, recording, sync, vision};
+use classproof::cli::{self, attendance, compliance, doctor, evidence, recording, sync, vision};
 
 /// classproof: the classroom evidence box for subsidised vocational training.
 #[derive(Debug, Parser)]
@@ -45,6 +45,10 @@ enum Command {
     Export(evidence::ExportArgs),
     /// Upstream sync: the outbox and the broker connection.
     Sync(sync::SyncArgs),
+    /// Check everything a technician needs: config, models, cameras, disk, clock, key, upstream.
+    Doctor(doctor::DoctorArgs),
+    /// Cameras before they go into the config.
+    Cameras(doctor::CamerasArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,8 @@ fn main() -> ExitCode {
         Command::Verify(a) => evidence::verify(a),
         Command::Export(a) => evidence::export(a),
         Command::Sync(a) => sync::sync(a),
+        Command::Doctor(a) => doctor::doctor(a),
+        Command::Cameras(a) => doctor::cameras(a),
     };
     match result {
         Ok(code) => code,

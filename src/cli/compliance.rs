@@ -38,6 +38,10 @@ pub struct ReportArgs {
     /// One JSON object per session, one per line.
     #[arg(long)]
     pub json: bool,
+    /// Also write the session's class hours as a timeline (SVG) to this file, for an
+    /// inspector's report; needs --session. In `[status] language`.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }
 
 /// The recorded events (verdicts, alarms, …).
@@ -166,10 +170,16 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if occurrences.is_empty() && !args.json {
         writeln!(out, "no sessions on that day")?;
     }
+    if args.svg.is_some() && (args.session.is_none() || occurrences.len() != 1) {
+        return Err(UsageError("--svg needs --session naming one occurrence".into()).into());
+    }
     let mut any_fail = false;
     for (i, occ) in occurrences.iter().enumerate() {
         let hours =
             judge_occurrence(conn.as_ref(), &config, occ, now_us).context("reading the segment index")?;
+        if let Some(file) = &args.svg {
+            write_svg(file, &config, occ, &hours, now_us)?;
+        }
         any_fail |= hours.iter().any(|h| h.verdict == Verdict::Fail);
         if args.json {
             writeln!(out, "{}", report_json(&config, occ, &hours, now_us))?;
@@ -185,6 +195,57 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The occurrence's class hours as a standalone SVG timeline (issue 12).
+fn write_svg(
+    file: &std::path::Path,
+    config: &Config,
+    occ: &Occurrence,
+    hours: &[HourVerdict],
+    now_us: i64,
+) -> anyhow::Result<()> {
+    use crate::status::config::Language;
+    let tz = config.device.timezone;
+    let lang = config.status.language;
+    let time = |us: i64| {
+        crate::clock::from_us(us)
+            .with_timezone(&tz)
+            .format("%H:%M:%S")
+            .to_string()
+    };
+    let day = local_date(occ.start_us(), tz);
+    let kind = occ.session.kind.as_str();
+    let (title, subtitle) = match lang {
+        Language::ZhCn => (
+            format!("课时记录 {} · 班次 {}", occ.name, occ.session.class_id),
+            format!(
+                "{day} · {} · 设备 {} · 摄像头 {} · 规则 {} · 截至 {}",
+                match kind {
+                    "theory" => "理论课",
+                    "practical" => "实操课",
+                    _ => "补课",
+                },
+                config.device.id,
+                occ.session.cameras.join(","),
+                config.rules.profile.name,
+                rfc3339_us(now_us, tz)
+            ),
+        ),
+        Language::En => (
+            format!("Class hours of {} · class {}", occ.name, occ.session.class_id),
+            format!(
+                "{day} · {kind} · device {} · cameras {} · profile {} · as of {}",
+                config.device.id,
+                occ.session.cameras.join(","),
+                config.rules.profile.name,
+                rfc3339_us(now_us, tz)
+            ),
+        ),
+    };
+    let svg = crate::status::timeline::session_svg(&title, &subtitle, hours, now_us, lang, &time);
+    std::fs::write(file, svg).with_context(|| format!("{}: cannot write the SVG", file.display()))?;
+    Ok(())
 }
 
 fn report_json(config: &Config, occ: &Occurrence, hours: &[HourVerdict], now_us: i64) -> Value {

@@ -3,6 +3,7 @@
 
 pub mod attendance;
 pub mod compliance;
+pub mod doctor;
 pub mod evidence;
 pub mod recording;
 pub mod sync;

@@ -358,9 +358,11 @@ impl Analysis {
             return Ok(false);
         };
         let us = |t: Instant| t.elapsed().as_micros() as u64;
+        let inference = self.queues.inference();
         let t0 = Instant::now();
         let dets = pipeline.detect(&frame.image).map_err(|e| e.to_string())?;
         counters.detect_us.fetch_add(us(t0), Ordering::Relaxed);
+        inference.observe("detect", t0.elapsed().as_secs_f64());
         let mut faces = pipeline
             .analyse_detections(
                 &frame.image,
@@ -382,6 +384,7 @@ impl Analysis {
             );
         }
         counters.liveness_us.fetch_add(us(t1), Ordering::Relaxed);
+        inference.observe("liveness", t1.elapsed().as_secs_f64());
         let t2 = Instant::now();
         if !faces.is_empty() {
             let crops: Vec<&BgrImage> = faces.iter().map(|f| &f.aligned).collect();
@@ -391,6 +394,7 @@ impl Analysis {
             }
         }
         counters.embed_us.fetch_add(us(t2), Ordering::Relaxed);
+        inference.observe("embed", t2.elapsed().as_secs_f64());
         counters.frames_analysed.fetch_add(1, Ordering::Relaxed);
         let seen: Vec<Seen> = faces
             .iter()

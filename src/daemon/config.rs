@@ -12,6 +12,9 @@ pub const DEFAULT_RESTART_PAUSE: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
 /// Default window for counting restarts.
 pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(600);
+/// Default: a job whose last heartbeat is older than this is hung (issue 12: the systemd
+/// watchdog pings stop).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `[daemon]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +30,10 @@ pub struct DaemonConfig {
     /// `health.json` in systemd's `$RUNTIME_DIRECTORY` when it is set, else nowhere. It is kept
     /// off the data dir on purpose: it must still be written when the data dir's disk fails.
     pub health_file: Option<PathBuf>,
+    /// A job whose last heartbeat is older than this counts as hung: the systemd watchdog
+    /// pings stop, so that systemd restarts the process after `WatchdogSec=`. Default 30s;
+    /// 1s to 1h.
+    pub heartbeat_timeout: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -38,6 +45,7 @@ impl Default for DaemonConfig {
             health_file: std::env::var_os("RUNTIME_DIRECTORY")
                 .filter(|d| !d.is_empty())
                 .map(|d| PathBuf::from(d).join("health.json")),
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         }
     }
 }
@@ -67,6 +75,14 @@ impl DaemonConfig {
                 )
                 .unwrap_or(d.restart_window),
             health_file: s.path(p, "health_file").or(d.health_file),
+            heartbeat_timeout: s
+                .duration(
+                    p,
+                    "heartbeat_timeout",
+                    Duration::from_secs(1),
+                    Duration::from_secs(3600),
+                )
+                .unwrap_or(d.heartbeat_timeout),
         }
     }
 

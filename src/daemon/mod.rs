@@ -41,6 +41,37 @@ use jobs::{Changes, JobContext};
 use store::{Store, StoreError};
 use supervisor::Supervisor;
 
+/// The analysis counters of `media::frames` as metrics: frames analysed and dropped per
+/// camera, inference seconds per model (docs/operations.md, "Metrics").
+fn analysis_metrics(queues: Arc<crate::media::frames::FrameQueues>) -> crate::status::metrics::ExtraMetrics {
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    Arc::new(move |reg: &mut prometheus_client::registry::Registry| {
+        let analysed = Family::<Vec<(&'static str, String)>, Counter>::default();
+        let dropped = Family::<Vec<(&'static str, String)>, Counter>::default();
+        for c in queues.snapshot() {
+            let l = vec![("camera", c.camera.clone())];
+            analysed.get_or_create(&l).inc_by(c.frames_analysed);
+            dropped.get_or_create(&l).inc_by(c.frames_dropped);
+        }
+        reg.register(
+            "frames_analysed",
+            "Frames of the camera a worker analysed",
+            analysed,
+        );
+        reg.register(
+            "frames_dropped",
+            "Frames of the camera dropped (oldest first) because analysis was behind",
+            dropped,
+        );
+        reg.register(
+            "inference_seconds",
+            "Time of one model's inference on one frame",
+            queues.inference().family(),
+        );
+    })
+}
+
 /// Lock file in the data dir held by the running daemon.
 pub const LOCK_FILE: &str = "classproof.lock";
 
@@ -224,13 +255,40 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             );
         }
     }
+    let ctx_clock = ctx.clone();
     jobs.push(
         supervisor
             .spawn("evidence", evidence::job(ctx))
             .map_err(DaemonError::Thread)?,
     );
+    // Issue 12: the clock-step watch (a `clock_step` alarm record per step).
+    jobs.push(
+        supervisor
+            .spawn("clock", crate::status::clock::job(ctx_clock))
+            .map_err(DaemonError::Thread)?,
+    );
+    // Issue 12: the status server (page, /metrics, /api/status), read-only. Frame and
+    // inference counters of other rooms go in through `extra` (status::metrics::ExtraMetrics).
+    let extra = _analysis.as_ref().map(|a| analysis_metrics(a.queues().clone()));
+    if let Some(status) = crate::status::server::job(
+        config.clone(),
+        supervisor.health().clone(),
+        started.timestamp_micros(),
+        extra,
+    ) {
+        jobs.push(supervisor.spawn("status", status).map_err(DaemonError::Thread)?);
+    }
 
-    let outcome = signals.wait(fatal_rx);
+    // Issue 12: READY=1 after start-up recovery, WATCHDOG=1 while every job beats, STATUS=.
+    let mut watchdog = crate::status::watchdog::Watchdog::new(
+        supervisor.health().clone(),
+        data_dir.clone(),
+        ids.iter().map(|s| s.to_string()).collect(),
+        config.upstream.is_some(),
+        config.daemon.heartbeat_timeout,
+    );
+    let outcome = signals.wait(fatal_rx, &mut watchdog);
+    watchdog.stopping();
     match &outcome {
         Stop::Signal(signal) => info!(signal, "stopping"),
         Stop::JobFailed(why) => error!(%why, "stopping"),
@@ -279,12 +337,21 @@ impl Signals {
     }
 
     /// Blocks until a signal arrives or the supervisor gives up on a job.
-    fn wait(mut self, mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>) -> Stop {
+    fn wait(
+        mut self,
+        mut fatal: tokio::sync::mpsc::UnboundedReceiver<String>,
+        watchdog: &mut crate::status::watchdog::Watchdog,
+    ) -> Stop {
         self.rt.block_on(async {
-            tokio::select! {
-                _ = self.term.recv() => Stop::Signal("SIGTERM"),
-                _ = self.int.recv() => Stop::Signal("SIGINT"),
-                Some(why) = fatal.recv() => Stop::JobFailed(why),
+            let mut tick = tokio::time::interval(watchdog.every());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = self.term.recv() => return Stop::Signal("SIGTERM"),
+                    _ = self.int.recv() => return Stop::Signal("SIGINT"),
+                    Some(why) = fatal.recv() => return Stop::JobFailed(why),
+                    _ = tick.tick() => watchdog.tick(),
+                }
             }
         })
     }

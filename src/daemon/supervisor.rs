@@ -276,6 +276,7 @@ mod tests {
             max_restarts,
             restart_window: Duration::from_secs(60),
             health_file: None,
+            ..DaemonConfig::default()
         }
     }
 

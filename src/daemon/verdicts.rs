@@ -323,15 +323,15 @@ impl Judge {
             match w.kind {
                 EventKind::AtRisk | EventKind::Fail => warn!(
                     session = %w.session, class_hour = w.class_hour, verdict = v, seq = w.seq,
-                    "{}", w.kind.as_str()
+                    kind = w.kind.as_str(), "{}", w.kind.as_str()
                 ),
                 EventKind::Final if w.verdict == Verdict::Fail => warn!(
                     session = %w.session, class_hour = w.class_hour, verdict = v, seq = w.seq,
-                    "{}", w.kind.as_str()
+                    kind = w.kind.as_str(), "{}", w.kind.as_str()
                 ),
                 _ => info!(
                     session = %w.session, class_hour = w.class_hour, verdict = v, seq = w.seq,
-                    "{}", w.kind.as_str()
+                    kind = w.kind.as_str(), "{}", w.kind.as_str()
                 ),
             }
             let end = written_end(&config, w, tz);

@@ -385,6 +385,18 @@ pub enum AlarmKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         broker: Option<String>,
     },
+    // --- issue 12: status, watchdog, doctor ---
+    /// The wall clock stepped against the monotonic clock by more than the cameras'
+    /// `clock_tolerance` (NTP correcting a wrong clock, a technician setting it). Raised once
+    /// per step, never cleared: an event, shown by the status page and `doctor`.
+    ClockStep {
+        /// The wall time the monotonic clock predicted (RFC 3339, UTC).
+        old: String,
+        /// The wall time found (RFC 3339, UTC).
+        new: String,
+        /// `new - old` in seconds (negative: the clock went back).
+        step_s: f64,
+    },
 }
 
 /// `alarm`: an alarm raised or cleared (written on each change of state only).

@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::frame::Video as VideoFrame;
@@ -84,6 +87,39 @@ impl CameraCounters {
     }
 }
 
+/// Inference time per model (`detect`, `liveness`, `embed`), one observation per analysed
+/// frame, for `/metrics` (`classproof_inference_seconds`). Cloning shares the histograms.
+#[derive(Debug, Clone)]
+pub struct InferenceTimes {
+    family: Family<Vec<(&'static str, &'static str)>, Histogram, fn() -> Histogram>,
+}
+
+impl Default for InferenceTimes {
+    fn default() -> Self {
+        fn buckets() -> Histogram {
+            // 1 ms … ~4 s: one detection on a 640×640 frame takes tens of ms on this class of
+            // box, a classroom's embeddings a few hundred.
+            Histogram::new(exponential_buckets(0.001, 2.0, 13))
+        }
+        InferenceTimes {
+            family: Family::new_with_constructor(buckets),
+        }
+    }
+}
+
+impl InferenceTimes {
+    pub fn observe(&self, model: &'static str, seconds: f64) {
+        self.family
+            .get_or_create(&vec![("model", model)])
+            .observe(seconds);
+    }
+
+    /// The histograms, to register with a Prometheus registry.
+    pub fn family(&self) -> Family<Vec<(&'static str, &'static str)>, Histogram, fn() -> Histogram> {
+        self.family.clone()
+    }
+}
+
 /// One frame kept for analysis.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -105,6 +141,7 @@ struct QueueState {
 /// The bounded per-camera queues between the samplers and the workers.
 pub struct FrameQueues {
     cameras: Vec<(String, Arc<CameraCounters>)>,
+    inference: InferenceTimes,
     cap: usize,
     state: Mutex<QueueState>,
     cv: Condvar,
@@ -117,6 +154,7 @@ impl FrameQueues {
                 .iter()
                 .map(|c| (c.clone(), Arc::new(CameraCounters::default())))
                 .collect(),
+            inference: InferenceTimes::default(),
             cap: cap.max(1),
             state: Mutex::new(QueueState {
                 queues: cameras.iter().map(|_| VecDeque::new()).collect(),
@@ -129,6 +167,10 @@ impl FrameQueues {
 
     pub fn cameras(&self) -> &[(String, Arc<CameraCounters>)] {
         &self.cameras
+    }
+
+    pub fn inference(&self) -> &InferenceTimes {
+        &self.inference
     }
 
     pub fn counters(&self, camera: usize) -> Option<&Arc<CameraCounters>> {

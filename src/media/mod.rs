@@ -10,9 +10,11 @@ pub mod config;
 pub mod frames;
 pub mod index;
 pub mod mp4;
+pub mod probe;
 pub mod recover;
 pub mod segment;
 pub mod source;
+pub mod still;
 pub mod tamper;
 
 use std::fmt;

@@ -7,6 +7,7 @@ mod config;
 mod evidence;
 mod faults;
 mod recording;
+mod status;
 mod support;
 mod sync;
 mod test_camera;

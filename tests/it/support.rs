@@ -224,10 +224,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path) -> Daemon {
+        Daemon::start_env(config, &[])
+    }
+
+    /// Started with more environment variables (e.g. systemd's `NOTIFY_SOCKET`).
+    pub fn start_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -344,7 +350,8 @@ impl Scene {
     }
 
     /// Writes `classproof.toml` with `[device]` pointing at this scene's data dir, followed by
-    /// `rest`; vision is off unless `rest` configures it.
+    /// `rest`; vision is off unless `rest` configures it, and the status server listens on a
+    /// free loopback port unless `rest` has a `[status]` section.
     pub fn config(&self, rest: &str) -> PathBuf {
         let path = self.dir.path().join("classproof.toml");
         let vision = if rest.contains("[vision]") {
@@ -352,8 +359,14 @@ impl Scene {
         } else {
             "\n[vision]\nenabled = false\n"
         };
+        // Every daemon serves its status page on a port of its own (tests run in parallel).
+        let status = if rest.contains("[status]") {
+            String::new()
+        } else {
+            format!("\n[status]\nlisten = \"127.0.0.1:{}\"\n", free_port())
+        };
         let text = format!(
-            "[device]\nid = \"test-box\"\ndata_dir = \"{}\"\ntimezone = \"Asia/Shanghai\"\n{vision}\n{rest}",
+            "[device]\nid = \"test-box\"\ndata_dir = \"{}\"\ntimezone = \"Asia/Shanghai\"\n{vision}{status}\n{rest}",
             self.data_dir().display()
         );
         std::fs::write(&path, text).expect("write config");
