@@ -417,6 +417,29 @@ fn saturated_analysis_drops_and_counts_frames_and_recording_is_untouched() {
     });
     // Let recording run on while analysis stays saturated.
     std::thread::sleep(Duration::from_secs(8));
+    // The same counters on /metrics (issue 12), with the inference histogram per model.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let port: u16 = text
+        .split("listen = \"127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the scene's status port");
+    let (code, body) = crate::status::http_get(port, "/metrics", None).expect("GET /metrics");
+    assert_eq!(code, 200, "{body}");
+    let m = crate::status::series(&body);
+    for cam in ["a", "b"] {
+        let dropped = m.get(&format!("classproof_frames_dropped_total{{camera=\"{cam}\"}}"));
+        assert!(dropped.is_some_and(|d| *d > 0.0), "dropped on {cam}: {body}");
+        let analysed = m.get(&format!("classproof_frames_analysed_total{{camera=\"{cam}\"}}"));
+        assert!(analysed.is_some_and(|d| *d > 0.0), "analysed on {cam}: {body}");
+    }
+    for model in ["detect", "liveness", "embed"] {
+        let n = m.get(&format!(
+            "classproof_inference_seconds_count{{model=\"{model}\"}}"
+        ));
+        assert!(n.is_some_and(|n| *n > 0.0), "{model} observed: {body}");
+    }
     let v: Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     let kc = v["cameras"]
         .as_array()

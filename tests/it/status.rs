@@ -37,7 +37,7 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> Option<(u16, Stri
 }
 
 /// `name{labels} value` lines of an exposition, keyed by the whole series.
-fn series(text: &str) -> BTreeMap<String, f64> {
+pub fn series(text: &str) -> BTreeMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {
