@@ -12,6 +12,7 @@ pub mod mp4;
 pub mod recover;
 pub mod segment;
 pub mod source;
+pub mod still;
 
 use std::fmt;
 use std::path::PathBuf;
