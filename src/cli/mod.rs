@@ -5,6 +5,7 @@ pub mod compliance;
 pub mod evidence;
 pub mod recording;
 pub mod sync;
+pub mod upstream;
 pub mod vision;
 
 use std::path::Path;

@@ -12,13 +12,12 @@
 //!   naming the record, never a different value. A payload that parses but does not
 //!   serialise back to the stored bytes is refused too, so nothing the box signed is ever
 //!   restated differently;
-//! - only `segment` records refer to a file (`file_sha256`, and `path`/`bytes`/`end_us` for
-//!   the retention index, see [`Record::file_sha256`]).
+//! - only `segment` and `snapshot` records refer to a file (`file_sha256`, and
+//!   `path`/`bytes`/`end_us` for the retention index, see [`Record::file_sha256`]).
 //!
-//! Kinds to come go here too, each a new [`Kind`] and [`Record`] variant with its payload
-//! struct and a section in docs/evidence.md: snapshots (`snapshot`) and upstream commands
-//! (`command`). `Record` is `#[non_exhaustive]` so that
-//! code outside the crate already matches with a wildcard.
+//! New kinds go here too, each a new [`Kind`] and [`Record`] variant with its payload struct
+//! and a section in docs/evidence.md. `Record` is `#[non_exhaustive]` so that code outside
+//! the crate already matches with a wildcard.
 
 use std::fmt;
 
@@ -85,10 +84,15 @@ pub enum Kind {
     UnexpectedPerson,
     UnknownFace,
     SpoofAttempt,
+    // --- issue 10: downlink commands ---
+    Command,
+    CommandRejected,
+    CommandRejectedSummary,
+    Snapshot,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -108,6 +112,11 @@ impl Kind {
         Kind::UnexpectedPerson,
         Kind::UnknownFace,
         Kind::SpoofAttempt,
+        // --- issue 10: downlink commands ---
+        Kind::Command,
+        Kind::CommandRejected,
+        Kind::CommandRejectedSummary,
+        Kind::Snapshot,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -132,6 +141,11 @@ impl Kind {
             Kind::UnexpectedPerson => "unexpected_person",
             Kind::UnknownFace => "unknown_face",
             Kind::SpoofAttempt => "spoof_attempt",
+            // --- issue 10: downlink commands ---
+            Kind::Command => "command",
+            Kind::CommandRejected => "command_rejected",
+            Kind::CommandRejectedSummary => "command_rejected_summary",
+            Kind::Snapshot => "snapshot",
         }
     }
 
@@ -521,6 +535,70 @@ pub struct Absent {
     pub end_us: i64,
 }
 
+// --- issue 10: downlink commands (sync::command) and the evidence they produce ---
+
+named_enum!(
+    crate::sync::command::Reason,
+    "command rejection reason",
+    crate::sync::command::Reason::ALL
+);
+
+/// `command`: a signed downlink command verified and accepted, appended before it runs (R9).
+/// The payload's sha256 stands for it (a roster update carries ID numbers, R15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandAccepted {
+    pub command_id: String,
+    /// e.g. `snapshot.request`.
+    pub command_type: String,
+    pub issued_us: i64,
+    pub expires_us: i64,
+    /// sha256 (hex) of the signed payload string.
+    pub payload_sha256: String,
+}
+
+/// `command_rejected`: a message on the command topic refused (at most
+/// `sync::command::REJECTIONS_PER_MINUTE` a minute; the rest go into
+/// `command_rejected_summary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRejected {
+    /// `null` when the command could not be read.
+    pub command_id: Option<String>,
+    pub reason: crate::sync::command::Reason,
+    /// At most 200 characters.
+    pub detail: String,
+    /// sha256 (hex) of the whole message as received.
+    pub message_sha256: String,
+}
+
+/// `command_rejected_summary`: the rejections of one minute past the per-minute limit,
+/// counted (flood control).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRejectedSummary {
+    pub from_us: i64,
+    pub to_us: i64,
+    pub rejected: u64,
+    /// Count per reason name.
+    pub by_reason: std::collections::BTreeMap<String, u64>,
+}
+
+/// `snapshot`: a JPEG of a camera made for a command (`snapshot.request`), appended before it
+/// is uploaded, so what was sent is in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub command_id: String,
+    pub camera: String,
+    /// Relative to the data dir, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// When the picture was recorded (the keyframe's time), µs.
+    pub frame_us: i64,
+    pub width: u32,
+    pub height: u32,
+    /// sha256 (64 lowercase hex) of the file; stored beside the payload (`file_sha256`).
+    #[serde(skip)]
+    pub sha256: String,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -548,7 +626,11 @@ pub enum Record {
     UnknownFace(FaceVote),
     /// A face that fails liveness fused over the vote; it never checks anyone in.
     SpoofAttempt(FaceVote),
-    // Coming (see the module doc): Snapshot, Command.
+    // --- issue 10: downlink commands ---
+    Command(CommandAccepted),
+    CommandRejected(CommandRejected),
+    CommandRejectedSummary(CommandRejectedSummary),
+    Snapshot(Snapshot),
 }
 
 impl Record {
@@ -599,6 +681,11 @@ impl Record {
             Record::UnexpectedPerson(_) => Kind::UnexpectedPerson,
             Record::UnknownFace(_) => Kind::UnknownFace,
             Record::SpoofAttempt(_) => Kind::SpoofAttempt,
+            // --- issue 10: downlink commands ---
+            Record::Command(_) => Kind::Command,
+            Record::CommandRejected(_) => Kind::CommandRejected,
+            Record::CommandRejectedSummary(_) => Kind::CommandRejectedSummary,
+            Record::Snapshot(_) => Kind::Snapshot,
         }
     }
 
@@ -611,6 +698,8 @@ impl Record {
     pub fn file_sha256(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.sha256),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(&s.sha256),
             _ => None,
         }
     }
@@ -619,6 +708,8 @@ impl Record {
     pub fn file_path(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.path),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(&s.path),
             _ => None,
         }
     }
@@ -627,6 +718,8 @@ impl Record {
     pub fn file_bytes(&self) -> Option<u64> {
         match self {
             Record::Segment(s) => Some(s.bytes),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(s.bytes),
             _ => None,
         }
     }
@@ -635,6 +728,8 @@ impl Record {
     pub fn file_end_us(&self) -> Option<i64> {
         match self {
             Record::Segment(s) => Some(s.end_us),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(s.frame_us),
             _ => None,
         }
     }
@@ -666,6 +761,11 @@ impl Record {
             | Record::UnknownFace(p)
             | Record::SpoofAttempt(p) => v(p),
             Record::Absent(p) => v(p),
+            // --- issue 10: downlink commands ---
+            Record::Command(p) => v(p),
+            Record::CommandRejected(p) => v(p),
+            Record::CommandRejectedSummary(p) => v(p),
+            Record::Snapshot(p) => v(p),
         }
     }
 
@@ -711,8 +811,19 @@ impl Record {
             Kind::UnexpectedPerson => Record::UnexpectedPerson(p(kind, canonical_payload)?),
             Kind::UnknownFace => Record::UnknownFace(p(kind, canonical_payload)?),
             Kind::SpoofAttempt => Record::SpoofAttempt(p(kind, canonical_payload)?),
+            // --- issue 10: downlink commands ---
+            Kind::Command => Record::Command(p(kind, canonical_payload)?),
+            Kind::CommandRejected => Record::CommandRejected(p(kind, canonical_payload)?),
+            Kind::CommandRejectedSummary => Record::CommandRejectedSummary(p(kind, canonical_payload)?),
+            Kind::Snapshot => {
+                let mut s: Snapshot = p(kind, canonical_payload)?;
+                s.sha256 = file_sha256
+                    .ok_or_else(|| RecordError::new(kind, "no file_sha256"))?
+                    .to_string();
+                Record::Snapshot(s)
+            }
         };
-        if k != Kind::Segment && file_sha256.is_some() {
+        if !matches!(k, Kind::Segment | Kind::Snapshot) && file_sha256.is_some() {
             return Err(RecordError::new(
                 kind,
                 "a file_sha256 on a record that names no file",

@@ -11,11 +11,13 @@
 //! Not built yet (a later issue): signed downlink commands, evidence upload, live push, and
 //! the reference receiver binary.
 
+pub mod command;
 pub mod config;
 pub mod job;
 pub mod message;
 pub mod outbox;
 pub mod receiver;
+pub mod run;
 pub mod source;
 pub mod tls;
 

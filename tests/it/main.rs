@@ -1,6 +1,7 @@
 //! classproof's integration tests: one binary, one module per room, each against real parts
 //! started on loopback by the tests themselves (see `support`).
 
+mod commands;
 mod compliance;
 mod config;
 mod evidence;

@@ -1,0 +1,562 @@
+//! Signed downlink commands (issue 10, second half) against real parts: mosquitto with mutual
+//! TLS and certificates made here, the daemon recording a gst-rtsp-server camera, the
+//! reference receiver `classproof-upstream` as the platform (keygen, send), a platform
+//! subscriber that validates every message the box emits against docs/schemas/ (through the
+//! receiver's validators, compiled from those files), and an HTTP upload server started here
+//! that checks each file's sha256 and that its record was in the log before the upload (R9).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use classproof::cli::upstream;
+use classproof::db;
+use classproof::evidence::log;
+use classproof::evidence::record::Kind;
+use classproof::sync::command;
+use classproof::sync::message::time_text;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, Mosquitto, Pki, RtspServer, Scene, wait_for, wait_for_job_state};
+
+const PREFIX: &str = "classproof";
+const DEVICE: &str = "test-box";
+
+fn upstream_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_classproof-upstream"))
+}
+
+/// The platform's MQTT side: everything the box publishes (validated), and a client to
+/// publish raw messages on the command topic.
+struct Platform {
+    got: Arc<Mutex<Vec<(String, Value)>>>,
+    invalid: Arc<Mutex<Vec<String>>>,
+    client: AsyncClient,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Platform {
+    fn start(port: u16, pki: &Pki) -> Platform {
+        let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let invalid: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let cfg = classproof::sync::UpstreamConfig {
+            broker: classproof::sync::config::parse_broker(&format!("mqtts://127.0.0.1:{port}")).unwrap(),
+            topic_prefix: PREFIX.into(),
+            ca_file: Some(pki.file("ca.pem")),
+            client_cert_file: Some(pki.file("platform.pem")),
+            client_key_file: Some(pki.file("platform.key")),
+            platform_key_file: None,
+            username: None,
+            password_file: None,
+            insecure_plaintext: false,
+            keepalive: Duration::from_secs(5),
+            status_interval: Duration::from_secs(60),
+            backlog_alarm: Duration::from_secs(60),
+            live_max: Duration::from_secs(60),
+        };
+        let tls = classproof::sync::tls::client_config(&cfg).unwrap();
+        let mut o = MqttOptions::new("platform-cmd", "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(5));
+        o.set_max_packet_size(4 << 20, 4 << 20);
+        o.set_transport(Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
+        let (client, mut ev) = AsyncClient::new(o, 1000);
+        let (g, inv, st, sub, c) = (
+            got.clone(),
+            invalid.clone(),
+            stop.clone(),
+            subscribed.clone(),
+            client.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let schemas = upstream::validators().unwrap();
+                while !st.load(Ordering::SeqCst) {
+                    match tokio::time::timeout(Duration::from_millis(200), ev.poll()).await {
+                        Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                            for t in ["event", "status", "checkpoint", "cmd/ack"] {
+                                c.subscribe(format!("{PREFIX}/{DEVICE}/{t}"), QoS::AtLeastOnce)
+                                    .await
+                                    .unwrap();
+                            }
+                        }
+                        Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => sub.store(true, Ordering::SeqCst),
+                        Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                            let kind = p.topic.rsplit('/').next().unwrap_or_default().to_string();
+                            let v: Value = match serde_json::from_slice(&p.payload) {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    inv.lock().unwrap().push(format!("{}: not JSON: {e}", p.topic));
+                                    continue;
+                                }
+                            };
+                            for problem in upstream::validate(&schemas, &kind, &v) {
+                                inv.lock().unwrap().push(format!("{}: {problem}: {v}", p.topic));
+                            }
+                            g.lock().unwrap().push((kind, v));
+                        }
+                        Ok(Ok(_)) | Err(_) => {}
+                        Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+            });
+        });
+        wait_for("the platform subscribed", Duration::from_secs(10), || {
+            subscribed.load(Ordering::SeqCst).then_some(())
+        });
+        Platform {
+            got,
+            invalid,
+            client,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn publish_cmd(&self, text: &str) {
+        self.client
+            .try_publish(
+                format!("{PREFIX}/{DEVICE}/cmd"),
+                QoS::AtLeastOnce,
+                false,
+                text.to_string(),
+            )
+            .unwrap();
+    }
+
+    fn of(&self, kind: &str) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn acks(&self) -> Vec<Value> {
+        self.of("ack")
+    }
+
+    fn assert_all_valid(&self) {
+        let bad = self.invalid.lock().unwrap();
+        assert!(bad.is_empty(), "messages not matching docs/schemas: {bad:#?}");
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What the upload server received.
+#[derive(Debug, Clone)]
+struct Upload {
+    path: String,
+    content_type: String,
+    device: String,
+    sha256: String,
+    bytes: usize,
+    /// The file's record was in the box's log when the upload arrived.
+    recorded_before: bool,
+}
+
+/// A tiny HTTP server for evidence uploads: answers the first PUT with 503 (the box must
+/// retry), then checks `X-Content-SHA256` against the body (400 on a mismatch) and answers 201.
+struct UploadServer {
+    port: u16,
+    got: Arc<Mutex<Vec<Upload>>>,
+    refused: Arc<Mutex<u32>>,
+}
+
+impl UploadServer {
+    fn start(data_dir: PathBuf) -> UploadServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got: Arc<Mutex<Vec<Upload>>> = Arc::default();
+        let refused = Arc::new(Mutex::new(0u32));
+        let (g, r) = (got.clone(), refused.clone());
+        std::thread::spawn(move || {
+            let mut first = true;
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let mut headers = BTreeMap::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                }
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let reply = |s: &mut std::net::TcpStream, code: &str| {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                };
+                if first {
+                    first = false;
+                    *r.lock().unwrap() += 1;
+                    reply(&mut s, "503 Service Unavailable");
+                    continue;
+                }
+                let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body).as_ref());
+                let claimed = headers.get("x-content-sha256").cloned().unwrap_or_default();
+                if sha != claimed {
+                    reply(&mut s, "400 Bad Request");
+                    continue;
+                }
+                let recorded_before = db::open_read_only(&data_dir)
+                    .ok()
+                    .and_then(|c| log::read_raw(&c, 1, i64::MAX, i64::MAX).ok())
+                    .is_some_and(|rs| rs.iter().any(|r| r.file_sha256.as_deref() == Some(sha.as_str())));
+                g.lock().unwrap().push(Upload {
+                    path,
+                    content_type: headers.get("content-type").cloned().unwrap_or_default(),
+                    device: headers.get("x-classproof-device").cloned().unwrap_or_default(),
+                    sha256: sha,
+                    bytes: body.len(),
+                    recorded_before,
+                });
+                reply(&mut s, "201 Created");
+            }
+        });
+        UploadServer { port, got, refused }
+    }
+}
+
+fn payloads(data_dir: &Path, kind: Kind) -> Vec<(Value, Option<String>)> {
+    let Ok(conn) = db::open_read_only(data_dir) else {
+        return vec![];
+    };
+    log::read_raw_kind(&conn, kind)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (serde_json::from_str(&r.payload).unwrap(), r.file_sha256))
+        .collect()
+}
+
+fn pkcs8_of(pem_file: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(pem_file).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+}
+
+/// A command payload issued `issued` s from now, valid for `ttl` s.
+fn payload(id: &str, device: &str, issued: i64, ttl: i64, kind: &str, body: Value) -> String {
+    let now = chrono::Utc::now().timestamp_micros();
+    let tz = chrono_tz::Asia::Shanghai;
+    json!({"schema": command::CMD_SCHEMA, "id": id, "device": device,
+           "issued": time_text(now + issued * 1_000_000, tz),
+           "expires": time_text(now + (issued + ttl) * 1_000_000, tz),
+           "type": kind, "body": body})
+    .to_string()
+}
+
+#[test]
+fn signed_commands_are_verified_rejected_with_a_reason_and_a_snapshot_is_recorded_then_uploaded() {
+    let scene = Scene::new();
+    let pki = Pki::make(&scene.path().join("pki"));
+    let broker = Mosquitto::start(&scene.path().join("broker"), &pki);
+    let platform = Platform::start(broker.port, &pki);
+    let camera = RtspServer::start("h264");
+    let keys = scene.path().join("platform-keys");
+    let out = Command::new(upstream_bin())
+        .args(["keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let other_keys = scene.path().join("other-keys");
+    assert!(
+        Command::new(upstream_bin())
+            .args(["keygen", "--out"])
+            .arg(&other_keys)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let key = pkcs8_of(&keys.join("platform.key"));
+    let other = pkcs8_of(&other_keys.join("platform.key"));
+    let data = scene.data_dir();
+    let uploads = UploadServer::start(data.clone());
+    let health = scene.path().join("health.json");
+    let config = scene.config(&format!(
+        "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"2s\"\n\n\
+         [daemon]\nhealth_file = \"{}\"\n\n\
+         [upstream]\nurl = \"mqtts://127.0.0.1:{}\"\ntopic_prefix = \"{PREFIX}\"\nca_file = \"{}\"\n\
+         client_cert_file = \"{}\"\nclient_key_file = \"{}\"\nplatform_key_file = \"{}\"\n\
+         keepalive = \"5s\"\nstatus_interval = \"5s\"\n",
+        camera.url(),
+        health.display(),
+        broker.port,
+        pki.file("ca.pem").display(),
+        pki.file("device.pem").display(),
+        pki.file("device.key").display(),
+        keys.join("platform.pub").display(),
+    ));
+    let mut daemon = Daemon::start(&config);
+    wait_for_job_state(&health, "sync", "running", Duration::from_secs(30));
+    wait_for("a recorded segment", Duration::from_secs(30), || {
+        (!payloads(&data, Kind::Segment).is_empty()).then_some(())
+    });
+
+    // Every rejection reason, each with its ack and its record.
+    let snap_body =
+        json!({"camera": "front", "upload_url": format!("http://127.0.0.1:{}/up/r1.jpg", uploads.port)});
+    let good = payload("r-good", DEVICE, -1, 300, "snapshot.request", snap_body.clone());
+    let mut unknown_field: Value = serde_json::from_str(&payload(
+        "r-field",
+        DEVICE,
+        -1,
+        300,
+        "snapshot.request",
+        snap_body.clone(),
+    ))
+    .unwrap();
+    unknown_field["priority"] = json!("high");
+    let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
+        ("not JSON", "{nope".into(), None, "malformed"),
+        (
+            "another key",
+            command::sign(
+                &payload("r-key", DEVICE, -1, 300, "snapshot.request", snap_body.clone()),
+                &other,
+            )
+            .unwrap(),
+            Some("r-key"),
+            "bad_signature",
+        ),
+        (
+            "no signature",
+            json!({"payload": good, "signature": ""}).to_string(),
+            Some("r-good"),
+            "bad_signature",
+        ),
+        (
+            "another device",
+            command::sign(
+                &payload("r-dev", "box-9", -1, 300, "snapshot.request", snap_body.clone()),
+                &key,
+            )
+            .unwrap(),
+            Some("r-dev"),
+            "wrong_device",
+        ),
+        (
+            "expired",
+            command::sign(
+                &payload("r-old", DEVICE, -600, 60, "snapshot.request", snap_body.clone()),
+                &key,
+            )
+            .unwrap(),
+            Some("r-old"),
+            "expired",
+        ),
+        (
+            "issued in the future",
+            command::sign(
+                &payload("r-future", DEVICE, 600, 60, "snapshot.request", snap_body.clone()),
+                &key,
+            )
+            .unwrap(),
+            Some("r-future"),
+            "expired",
+        ),
+        (
+            "an unknown field",
+            command::sign(&unknown_field.to_string(), &key).unwrap(),
+            Some("r-field"),
+            "malformed",
+        ),
+        (
+            "an unknown type",
+            command::sign(&payload("r-type", DEVICE, -1, 300, "reboot.now", json!({})), &key).unwrap(),
+            Some("r-type"),
+            "unknown_type",
+        ),
+    ];
+    for (what, msg, id, reason) in &cases {
+        let before = platform.acks().len();
+        platform.publish_cmd(msg);
+        let ack = wait_for(&format!("the ack of {what}"), Duration::from_secs(10), || {
+            platform.acks().get(before).cloned()
+        });
+        assert_eq!(ack["result"], "rejected", "{what}: {ack}");
+        assert_eq!(ack["reason"], *reason, "{what}: {ack}");
+        assert_eq!(ack["command_id"].as_str(), *id, "{what}: {ack}");
+        let rec = wait_for(&format!("the record of {what}"), Duration::from_secs(10), || {
+            payloads(&data, Kind::CommandRejected)
+                .into_iter()
+                .map(|(p, _)| p)
+                .find(|p| p["command_id"].as_str() == *id && p["reason"] == *reason)
+        });
+        assert!(rec["detail"].as_str().is_some_and(|d| !d.is_empty()), "{rec}");
+    }
+    assert!(
+        payloads(&data, Kind::Command).is_empty(),
+        "nothing rejected was accepted"
+    );
+
+    // An accepted snapshot.request through the reference receiver: recorded, then uploaded
+    // (after one refused attempt), acked with the file's facts.
+    let url = format!("http://127.0.0.1:{}/up/snap.jpg", uploads.port);
+    let out = Command::new(upstream_bin())
+        .args(["send", "--broker", &format!("mqtts://127.0.0.1:{}", broker.port)])
+        .arg("--ca")
+        .arg(pki.file("ca.pem"))
+        .arg("--cert")
+        .arg(pki.file("platform.pem"))
+        .arg("--key")
+        .arg(pki.file("platform.key"))
+        .args(["--device", DEVICE, "--client-id", "sender-1", "--id", "snap-1"])
+        .arg("--platform-key")
+        .arg(keys.join("platform.key"))
+        .args(["--type", "snapshot.request", "--body"])
+        .arg(json!({"camera": "front", "upload_url": url}).to_string())
+        .args(["--ttl", "2m", "--wait", "60s"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "send: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ack: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(ack["result"], "ok", "{ack}");
+    let body = &ack["body"];
+    assert_eq!(body["camera"], "front");
+    assert!(
+        body["width"].as_u64().unwrap() > 0 && body["height"].as_u64().unwrap() > 0,
+        "{ack}"
+    );
+    assert_eq!(
+        body["upload"]["attempts"], 2,
+        "one refused attempt, then retried: {ack}"
+    );
+    assert_eq!(*uploads.refused.lock().unwrap(), 1);
+    let up = uploads.got.lock().unwrap().clone();
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0].path, "/up/snap.jpg");
+    assert_eq!(up[0].content_type, "image/jpeg");
+    assert_eq!(up[0].device, DEVICE);
+    assert!(
+        up[0].recorded_before,
+        "the snapshot record is appended before the upload"
+    );
+    assert_eq!(body["sha256"], up[0].sha256.as_str());
+    assert_eq!(body["bytes"], up[0].bytes as u64);
+    let cmds = payloads(&data, Kind::Command);
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    assert_eq!(cmds[0].0["command_id"], "snap-1");
+    assert_eq!(cmds[0].0["command_type"], "snapshot.request");
+    let snaps = payloads(&data, Kind::Snapshot);
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(
+        snaps[0].1.as_deref(),
+        Some(up[0].sha256.as_str()),
+        "file_sha256 of the record"
+    );
+    let file = data.join(snaps[0].0["path"].as_str().unwrap());
+    assert_eq!(std::fs::read(&file).unwrap().len(), up[0].bytes);
+    let jpeg = std::fs::read(&file).unwrap();
+    assert_eq!(&jpeg[..2], &[0xff, 0xd8]);
+
+    // The same signed command again: replayed.
+    let replay = command::sign(
+        &payload("snap-1", DEVICE, -1, 300, "snapshot.request", snap_body.clone()),
+        &key,
+    )
+    .unwrap();
+    let before = platform.acks().len();
+    platform.publish_cmd(&replay);
+    let ack = wait_for("the ack of the replay", Duration::from_secs(10), || {
+        platform.acks().get(before).cloned()
+    });
+    assert_eq!(
+        (ack["result"].as_str(), ack["reason"].as_str()),
+        (Some("rejected"), Some("replayed")),
+        "{ack}"
+    );
+    assert_eq!(ack["command_id"], "snap-1");
+    assert_eq!(payloads(&data, Kind::Command).len(), 1, "not run twice");
+
+    // A flood of junk: acked each, but past the per-minute limit only counted, into one
+    // summary per minute.
+    let sent_before = cases.len() as u64 + 1;
+    let flood = 25u64;
+    let before = platform.acks().len();
+    for i in 0..flood {
+        platform.publish_cmd(&format!("junk {i}"));
+    }
+    wait_for("an ack for every junk message", Duration::from_secs(20), || {
+        (platform.acks().len() >= before + flood as usize).then_some(())
+    });
+    let total = sent_before + flood;
+    let counted = || -> (u64, u64) {
+        let own = payloads(&data, Kind::CommandRejected).len() as u64;
+        let summed: u64 = payloads(&data, Kind::CommandRejectedSummary)
+            .iter()
+            .map(|(p, _)| p["rejected"].as_u64().unwrap())
+            .sum();
+        (own, summed)
+    };
+    let (own, _) = counted();
+    assert!(
+        own < total && own <= 2 * command::REJECTIONS_PER_MINUTE as u64,
+        "the flood did not flood the log: {own} own records of {total}"
+    );
+    // The summary is written once the minute is over.
+    let (own, summed) = wait_for("the flood's summary record", Duration::from_secs(75), || {
+        let (own, summed) = counted();
+        (own + summed == total).then_some((own, summed))
+    });
+    assert!(summed > 0, "{own} + {summed}");
+
+    // Everything the box published matches docs/schemas (events with their record fields,
+    // acks, status, checkpoints), and the good envelope too.
+    let schemas = upstream::validators().unwrap();
+    let env: Value = serde_json::from_str(&replay).unwrap();
+    assert_eq!(upstream::validate(&schemas, "cmd", &env), Vec::<String>::new());
+    wait_for("the snapshot record upstream", Duration::from_secs(20), || {
+        platform
+            .of("event")
+            .iter()
+            .any(|e| e["type"] == "snapshot")
+            .then_some(())
+    });
+    platform.assert_all_valid();
+    assert!(daemon.terminate(Duration::from_secs(10)).success());
+}
