@@ -89,10 +89,11 @@ pub enum Kind {
     CommandRejected,
     CommandRejectedSummary,
     Snapshot,
+    Live,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -117,6 +118,7 @@ impl Kind {
         Kind::CommandRejected,
         Kind::CommandRejectedSummary,
         Kind::Snapshot,
+        Kind::Live,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -146,6 +148,7 @@ impl Kind {
             Kind::CommandRejected => "command_rejected",
             Kind::CommandRejectedSummary => "command_rejected_summary",
             Kind::Snapshot => "snapshot",
+            Kind::Live => "live",
         }
     }
 
@@ -599,6 +602,21 @@ pub struct Snapshot {
     pub sha256: String,
 }
 
+/// `live`: a live push of a camera (`live.start`) that ended: where to, from when to when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    pub command_id: String,
+    pub camera: String,
+    /// Without credentials.
+    pub push_url: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// Video packets pushed.
+    pub packets: u64,
+    /// `duration`, `live.stop`, `daemon stopping`, or the error that ended it.
+    pub ended: String,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -631,6 +649,7 @@ pub enum Record {
     CommandRejected(CommandRejected),
     CommandRejectedSummary(CommandRejectedSummary),
     Snapshot(Snapshot),
+    Live(Live),
 }
 
 impl Record {
@@ -686,6 +705,7 @@ impl Record {
             Record::CommandRejected(_) => Kind::CommandRejected,
             Record::CommandRejectedSummary(_) => Kind::CommandRejectedSummary,
             Record::Snapshot(_) => Kind::Snapshot,
+            Record::Live(_) => Kind::Live,
         }
     }
 
@@ -766,6 +786,7 @@ impl Record {
             Record::CommandRejected(p) => v(p),
             Record::CommandRejectedSummary(p) => v(p),
             Record::Snapshot(p) => v(p),
+            Record::Live(p) => v(p),
         }
     }
 
@@ -822,6 +843,7 @@ impl Record {
                     .to_string();
                 Record::Snapshot(s)
             }
+            Kind::Live => Record::Live(p(kind, canonical_payload)?),
         };
         if !matches!(k, Kind::Segment | Kind::Snapshot) && file_sha256.is_some() {
             return Err(RecordError::new(

@@ -744,7 +744,10 @@ mod tests {
         assert_eq!(f.tick(m0 + 59_000_000), None, "not before the minute is over");
         let s = f.tick(m0 + 61_000_000).expect("a summary");
         assert_eq!(s.rejected, 21 - u64::from(REJECTIONS_PER_MINUTE));
-        assert_eq!(s.by_reason["bad_signature"], 20 - u64::from(REJECTIONS_PER_MINUTE));
+        assert_eq!(
+            s.by_reason["bad_signature"],
+            20 - u64::from(REJECTIONS_PER_MINUTE)
+        );
         assert_eq!(s.by_reason["malformed"], 1);
         assert_eq!((s.from_us, s.to_us), (m0, m0 + 60_000_000));
         // A new minute records again, and a quiet minute has no summary.

@@ -229,6 +229,8 @@ impl Sync {
             acks_rx,
             run_ctx: super::run::RunContext {
                 config: ctx.config.clone(),
+                stop: ctx.stop.clone(),
+                live: super::live::LivePushes::default(),
             },
             topics: Topics::new(&cfg.topic_prefix, &ctx.config.device.id),
             device: ctx.config.device.id.clone(),

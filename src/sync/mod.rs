@@ -14,6 +14,7 @@
 pub mod command;
 pub mod config;
 pub mod job;
+pub mod live;
 pub mod message;
 pub mod outbox;
 pub mod receiver;

@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::command::{Accepted, Body, SnapshotRequest};
+use super::command::{Accepted, Body, LiveStart, SnapshotRequest};
 use super::message::time_text;
 use super::source;
 use crate::config::Config;
@@ -32,6 +32,9 @@ const UPLOAD_RETRY_MAX: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct RunContext {
     pub config: Arc<Config>,
+    /// The daemon's stop flag (a live push ends with the daemon).
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    pub live: super::live::LivePushes,
 }
 
 /// The result body of an `ok` ack, or why the command failed.
@@ -41,6 +44,14 @@ pub type Outcome = Result<Value, String>;
 pub fn run(ctx: &RunContext, a: &Accepted) -> Outcome {
     match &a.body {
         Body::SnapshotRequest(s) => snapshot(ctx, a, s),
+        Body::LiveStart(l) => live_start(ctx, a, l),
+        Body::LiveStop(l) => {
+            if ctx.live.stop(&l.camera) {
+                Ok(json!({"camera": l.camera, "stopping": true}))
+            } else {
+                Err(format!("no live push of camera {:?} is running", l.camera))
+            }
+        }
         other => Err(format!(
             "{} is not supported by this version of classproof yet ({:?})",
             a.kind.as_str(),
@@ -214,4 +225,56 @@ fn upload(
         std::thread::sleep(retry);
         retry = (retry * 2).min(UPLOAD_RETRY_MAX);
     }
+}
+
+/// `live.start`: the push runs on its own thread; the ack says it started. Its `live` record
+/// is appended when it ends.
+fn live_start(ctx: &RunContext, a: &Accepted, l: &LiveStart) -> Outcome {
+    known_camera(ctx, &l.camera)?;
+    let max = ctx
+        .config
+        .upstream
+        .as_ref()
+        .map(|u| u.live_max)
+        .unwrap_or(super::config::DEFAULT_LIVE_MAX);
+    let duration =
+        humantime::parse_duration(&l.duration).map_err(|e| format!("duration {:?}: {e}", l.duration))?;
+    if duration.is_zero() || duration > max {
+        return Err(format!(
+            "duration {:?}: more than 0 and at most upstream.live_max ({})",
+            l.duration,
+            humantime::format_duration(max)
+        ));
+    }
+    let cam = ctx
+        .config
+        .cameras
+        .iter()
+        .find(|c| c.id == l.camera)
+        .ok_or_else(|| format!("no camera {:?}", l.camera))?;
+    let data_dir = ctx.config.device.data_dir.clone();
+    let on_end = move |rec: Record| {
+        let appended = db::open(&data_dir)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| source::append(&mut c, &rec).map_err(|e| e.to_string()));
+        if let Err(e) = appended {
+            warn!("sync: cannot record the end of a live push: {e}");
+        }
+    };
+    let started = super::live::start(
+        &ctx.live,
+        ctx.stop.clone(),
+        cam,
+        &a.command.id,
+        &l.push_url,
+        duration,
+        on_end,
+    )?;
+    let tz = ctx.config.device.timezone;
+    Ok(json!({
+        "camera": l.camera,
+        "push_url": crate::media::config::redact_url(&l.push_url),
+        "started": time_text(started.start_us, tz),
+        "until": time_text(started.until_us, tz),
+    }))
 }

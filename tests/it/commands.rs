@@ -284,6 +284,106 @@ fn payload(id: &str, device: &str, issued: i64, ttl: i64, kind: &str, body: Valu
     .to_string()
 }
 
+/// The scene every command test runs in: broker, platform, camera, platform keys, daemon.
+struct Bench {
+    scene: Scene,
+    pki: Pki,
+    broker: Mosquitto,
+    platform: Platform,
+    _camera: RtspServer,
+    keys: PathBuf,
+    data: PathBuf,
+    config: PathBuf,
+    daemon: Daemon,
+}
+
+impl Bench {
+    fn start(extra_upstream: &str) -> Bench {
+        let scene = Scene::new();
+        let pki = Pki::make(&scene.path().join("pki"));
+        let broker = Mosquitto::start(&scene.path().join("broker"), &pki);
+        let platform = Platform::start(broker.port, &pki);
+        let camera = RtspServer::start("h264");
+        let keys = scene.path().join("platform-keys");
+        let out = Command::new(upstream_bin())
+            .args(["keygen", "--out"])
+            .arg(&keys)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let data = scene.data_dir();
+        let health = scene.path().join("health.json");
+        let config = scene.config(&format!(
+            "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"2s\"\n\n\
+             [daemon]\nhealth_file = \"{}\"\n\n\
+             [upstream]\nurl = \"mqtts://127.0.0.1:{}\"\ntopic_prefix = \"{PREFIX}\"\nca_file = \"{}\"\n\
+             client_cert_file = \"{}\"\nclient_key_file = \"{}\"\nplatform_key_file = \"{}\"\n\
+             keepalive = \"5s\"\nstatus_interval = \"5s\"\n{extra_upstream}\n",
+            camera.url(),
+            health.display(),
+            broker.port,
+            pki.file("ca.pem").display(),
+            pki.file("device.pem").display(),
+            pki.file("device.key").display(),
+            keys.join("platform.pub").display(),
+        ));
+        let daemon = Daemon::start(&config);
+        wait_for_job_state(&health, "sync", "running", Duration::from_secs(30));
+        wait_for("a recorded segment", Duration::from_secs(30), || {
+            (!payloads(&data, Kind::Segment).is_empty()).then_some(())
+        });
+        Bench {
+            scene,
+            pki,
+            broker,
+            platform,
+            _camera: camera,
+            keys,
+            data,
+            config,
+            daemon,
+        }
+    }
+
+    /// `classproof-upstream send`: the ack, or a panic naming what happened.
+    fn send(&self, id: &str, kind: &str, body: Value) -> Value {
+        let out = Command::new(upstream_bin())
+            .args([
+                "send",
+                "--broker",
+                &format!("mqtts://127.0.0.1:{}", self.broker.port),
+            ])
+            .arg("--ca")
+            .arg(self.pki.file("ca.pem"))
+            .arg("--cert")
+            .arg(self.pki.file("platform.pem"))
+            .arg("--key")
+            .arg(self.pki.file("platform.key"))
+            .args([
+                "--device",
+                DEVICE,
+                "--client-id",
+                &format!("sender-{id}"),
+                "--id",
+                id,
+            ])
+            .arg("--platform-key")
+            .arg(self.keys.join("platform.key"))
+            .args(["--type", kind, "--body"])
+            .arg(body.to_string())
+            .args(["--ttl", "2m", "--wait", "60s"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "send {kind}: {e}: {stdout} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+}
+
 #[test]
 fn signed_commands_are_verified_rejected_with_a_reason_and_a_snapshot_is_recorded_then_uploaded() {
     let scene = Scene::new();
@@ -559,4 +659,116 @@ fn signed_commands_are_verified_rejected_with_a_reason_and_a_snapshot_is_recorde
     });
     platform.assert_all_valid();
     assert!(daemon.terminate(Duration::from_secs(10)).success());
+}
+
+/// `ffmpeg -listen 1` receiving an RTMP push into `out` (the platform's media server).
+fn rtmp_receiver(out: &Path) -> (std::process::Child, String) {
+    let port = crate::support::free_port();
+    let url = format!("rtmp://127.0.0.1:{port}/live/x");
+    let child = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-listen", "1", "-i", &url, "-c", "copy"])
+        .arg(out)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Listening once the kernel shows the port in LISTEN (a probe connection would use up
+    // ffmpeg's one accept).
+    let hex = format!(":{port:04X} ");
+    wait_for("ffmpeg listening for RTMP", Duration::from_secs(10), || {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        tcp.lines()
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && format!("{} ", f[1]).ends_with(&hex) && f[3] == "0A"
+            })
+            .then_some(())
+    });
+    (child, url)
+}
+
+#[test]
+fn live_start_pushes_the_camera_by_stream_copy_and_is_a_record_with_its_start_and_end() {
+    let mut b = Bench::start("live_max = \"1m\"");
+    let gaps_before = payloads(&b.data, Kind::Gap).len();
+
+    // Beyond live_max: failed, nothing pushed.
+    let ack = b.send(
+        "live-long",
+        "live.start",
+        json!({"camera": "front", "push_url": "rtmp://127.0.0.1:9/live/x", "duration": "2m"}),
+    );
+    assert_eq!(ack["result"], "failed", "{ack}");
+    assert!(ack["detail"].as_str().unwrap().contains("live_max"), "{ack}");
+
+    // A 4 s push to a local receiver; the output plays.
+    let out = b.scene.path().join("live.flv");
+    let (mut rx, url) = rtmp_receiver(&out);
+    let ack = b.send(
+        "live-1",
+        "live.start",
+        json!({"camera": "front", "push_url": url, "duration": "4s"}),
+    );
+    assert_eq!(ack["result"], "ok", "{ack}");
+    assert_eq!(ack["body"]["camera"], "front");
+    let rec = wait_for("the live record", Duration::from_secs(30), || {
+        payloads(&b.data, Kind::Live)
+            .into_iter()
+            .map(|(p, _)| p)
+            .find(|p| p["command_id"] == "live-1")
+    });
+    assert_eq!(rec["ended"], "duration", "{rec}");
+    let span = rec["end_us"].as_i64().unwrap() - rec["start_us"].as_i64().unwrap();
+    assert!((3_500_000..15_000_000).contains(&span), "{rec}");
+    assert!(rec["packets"].as_u64().unwrap() > 10, "{rec}");
+    let status = wait_for("the receiver to finish", Duration::from_secs(20), || {
+        rx.try_wait().unwrap()
+    });
+    assert!(status.success(), "ffmpeg receiver: {status}");
+    let secs = crate::support::ffprobe_duration(&out).expect("the pushed stream plays");
+    assert!(secs > 2.0, "{secs} s pushed");
+    let frames = crate::support::ffmpeg_decode_frames(&out).expect("decodes without errors");
+    assert!(frames > 20, "{frames} frames");
+
+    // live.stop ends a long push early.
+    let out2 = b.scene.path().join("live2.flv");
+    let (mut rx2, url2) = rtmp_receiver(&out2);
+    let ack = b.send(
+        "live-2",
+        "live.start",
+        json!({"camera": "front", "push_url": url2, "duration": "50s"}),
+    );
+    assert_eq!(ack["result"], "ok", "{ack}");
+    let ack = b.send("live-3", "live.stop", json!({"camera": "front"}));
+    assert_eq!(ack["result"], "ok", "{ack}");
+    let rec = wait_for("the stopped push's record", Duration::from_secs(20), || {
+        payloads(&b.data, Kind::Live)
+            .into_iter()
+            .map(|(p, _)| p)
+            .find(|p| p["command_id"] == "live-2")
+    });
+    assert_eq!(rec["ended"], "live.stop", "{rec}");
+    assert!(
+        rec["end_us"].as_i64().unwrap() - rec["start_us"].as_i64().unwrap() < 20_000_000,
+        "{rec}"
+    );
+    let _ = wait_for("the second receiver to finish", Duration::from_secs(20), || {
+        rx2.try_wait().unwrap()
+    });
+
+    // Recording was untouched: no gap, segments went on.
+    assert_eq!(
+        payloads(&b.data, Kind::Gap).len(),
+        gaps_before,
+        "a gap during the push"
+    );
+    wait_for("the live record upstream", Duration::from_secs(20), || {
+        b.platform
+            .of("event")
+            .iter()
+            .any(|e| e["type"] == "live")
+            .then_some(())
+    });
+    b.platform.assert_all_valid();
+    let _ = &b.config;
+    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
 }
