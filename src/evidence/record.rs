@@ -12,7 +12,7 @@
 //!   naming the record, never a different value. A payload that parses but does not
 //!   serialise back to the stored bytes is refused too, so nothing the box signed is ever
 //!   restated differently;
-//! - only `segment` and `snapshot` records refer to a file (`file_sha256`, and
+//! - only `segment`, `snapshot` and `clip` records refer to a file (`file_sha256`, and
 //!   `path`/`bytes`/`end_us` for the retention index, see [`Record::file_sha256`]).
 //!
 //! New kinds go here too, each a new [`Kind`] and [`Record`] variant with its payload struct
@@ -90,10 +90,11 @@ pub enum Kind {
     CommandRejectedSummary,
     Snapshot,
     Live,
+    Clip,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -119,6 +120,7 @@ impl Kind {
         Kind::CommandRejectedSummary,
         Kind::Snapshot,
         Kind::Live,
+        Kind::Clip,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -149,6 +151,7 @@ impl Kind {
             Kind::CommandRejectedSummary => "command_rejected_summary",
             Kind::Snapshot => "snapshot",
             Kind::Live => "live",
+            Kind::Clip => "clip",
         }
     }
 
@@ -617,6 +620,27 @@ pub struct Live {
     pub ended: String,
 }
 
+/// `clip`: an MP4 cut from the recorded segments by stream copy (`clip.request`), appended
+/// before it is uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clip {
+    pub command_id: String,
+    pub camera: String,
+    /// Relative to the data dir, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// The span asked for.
+    pub from_us: i64,
+    pub to_us: i64,
+    /// Segments it was cut from.
+    pub segments: u32,
+    /// Spans of `[from, to)` with no recording.
+    pub holes: Vec<crate::sync::clip::Hole>,
+    /// sha256 of the file; stored beside the payload (`file_sha256`).
+    #[serde(skip)]
+    pub sha256: String,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -650,6 +674,7 @@ pub enum Record {
     CommandRejectedSummary(CommandRejectedSummary),
     Snapshot(Snapshot),
     Live(Live),
+    Clip(Clip),
 }
 
 impl Record {
@@ -706,6 +731,7 @@ impl Record {
             Record::CommandRejectedSummary(_) => Kind::CommandRejectedSummary,
             Record::Snapshot(_) => Kind::Snapshot,
             Record::Live(_) => Kind::Live,
+            Record::Clip(_) => Kind::Clip,
         }
     }
 
@@ -720,6 +746,7 @@ impl Record {
             Record::Segment(s) => Some(&s.sha256),
             // --- issue 10 ---
             Record::Snapshot(s) => Some(&s.sha256),
+            Record::Clip(c) => Some(&c.sha256),
             _ => None,
         }
     }
@@ -730,6 +757,7 @@ impl Record {
             Record::Segment(s) => Some(&s.path),
             // --- issue 10 ---
             Record::Snapshot(s) => Some(&s.path),
+            Record::Clip(c) => Some(&c.path),
             _ => None,
         }
     }
@@ -740,6 +768,7 @@ impl Record {
             Record::Segment(s) => Some(s.bytes),
             // --- issue 10 ---
             Record::Snapshot(s) => Some(s.bytes),
+            Record::Clip(c) => Some(c.bytes),
             _ => None,
         }
     }
@@ -750,6 +779,7 @@ impl Record {
             Record::Segment(s) => Some(s.end_us),
             // --- issue 10 ---
             Record::Snapshot(s) => Some(s.frame_us),
+            Record::Clip(c) => Some(c.to_us),
             _ => None,
         }
     }
@@ -787,6 +817,7 @@ impl Record {
             Record::CommandRejectedSummary(p) => v(p),
             Record::Snapshot(p) => v(p),
             Record::Live(p) => v(p),
+            Record::Clip(p) => v(p),
         }
     }
 
@@ -844,8 +875,15 @@ impl Record {
                 Record::Snapshot(s)
             }
             Kind::Live => Record::Live(p(kind, canonical_payload)?),
+            Kind::Clip => {
+                let mut c: Clip = p(kind, canonical_payload)?;
+                c.sha256 = file_sha256
+                    .ok_or_else(|| RecordError::new(kind, "no file_sha256"))?
+                    .to_string();
+                Record::Clip(c)
+            }
         };
-        if !matches!(k, Kind::Segment | Kind::Snapshot) && file_sha256.is_some() {
+        if !matches!(k, Kind::Segment | Kind::Snapshot | Kind::Clip) && file_sha256.is_some() {
             return Err(RecordError::new(
                 kind,
                 "a file_sha256 on a record that names no file",

@@ -11,6 +11,7 @@
 //! Not built yet (a later issue): signed downlink commands, evidence upload, live push, and
 //! the reference receiver binary.
 
+pub mod clip;
 pub mod command;
 pub mod config;
 pub mod job;

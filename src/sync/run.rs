@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::command::{Accepted, Body, LiveStart, SnapshotRequest};
+use super::command::{Accepted, Body, ClipRequest, LiveStart, SnapshotRequest};
 use super::message::time_text;
 use super::source;
 use crate::config::Config;
@@ -45,6 +45,7 @@ pub fn run(ctx: &RunContext, a: &Accepted) -> Outcome {
     match &a.body {
         Body::SnapshotRequest(s) => snapshot(ctx, a, s),
         Body::LiveStart(l) => live_start(ctx, a, l),
+        Body::ClipRequest(c) => clip(ctx, a, c),
         Body::LiveStop(l) => {
             if ctx.live.stop(&l.camera) {
                 Ok(json!({"camera": l.camera, "stopping": true}))
@@ -276,5 +277,66 @@ fn live_start(ctx: &RunContext, a: &Accepted, l: &LiveStart) -> Outcome {
         "push_url": crate::media::config::redact_url(&l.push_url),
         "started": time_text(started.start_us, tz),
         "until": time_text(started.until_us, tz),
+    }))
+}
+
+/// `clip.request`: cut by stream copy, recorded, then uploaded; the ack lists the holes.
+fn clip(ctx: &RunContext, a: &Accepted, c: &ClipRequest) -> Outcome {
+    known_camera(ctx, &c.camera)?;
+    check_upload_url(&c.upload_url)?;
+    let t = |field: &str, s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.timestamp_micros())
+            .map_err(|e| format!("{field} {s:?}: an RFC 3339 time with offset ({e})"))
+    };
+    let (from_us, to_us) = (t("from", &c.from)?, t("to", &c.to)?);
+    let mut conn = open_db(ctx)?;
+    let (rel, abs) = evidence_path(ctx, &a.command.id, "mp4");
+    let now = Utc::now().timestamp_micros();
+    let cut = super::clip::cut(
+        &ctx.config.device.data_dir,
+        &conn,
+        &c.camera,
+        from_us,
+        to_us,
+        now,
+        &abs,
+    )?;
+    let bytes = std::fs::read(&abs).map_err(|e| format!("{}: {e}", abs.display()))?;
+    let sha = sha256_hex(&bytes);
+    let rec = Record::Clip(record::Clip {
+        command_id: a.command.id.clone(),
+        camera: c.camera.clone(),
+        path: rel.clone(),
+        bytes: bytes.len() as u64,
+        from_us,
+        to_us,
+        segments: cut.segments,
+        holes: cut.holes.clone(),
+        sha256: sha.clone(),
+    });
+    let seq = source::append(&mut conn, &rec).map_err(|e| format!("recording the clip: {e}"))?;
+    info!(command = %a.command.id, camera = %c.camera, seq, "sync: clip recorded; uploading");
+    let n = bytes.len();
+    let upload = upload(ctx, a, &c.upload_url, "video/mp4", bytes, &sha)?;
+    let tz = ctx.config.device.timezone;
+    Ok(json!({
+        "camera": c.camera,
+        "seq": seq,
+        "path": rel,
+        "sha256": sha,
+        "bytes": n,
+        "from": time_text(from_us, tz),
+        "to": time_text(to_us, tz),
+        "first_frame": time_text(cut.first_us, tz),
+        "last_frame": time_text(cut.last_us, tz),
+        "segments": cut.segments,
+        "gaps": cut.holes.iter().map(|h| json!({
+            "start": time_text(h.start_us, tz),
+            "end": time_text(h.end_us, tz),
+            "seconds": (h.end_us - h.start_us) as f64 / 1e6,
+            "cause": h.cause,
+        })).collect::<Vec<_>>(),
+        "upload": upload,
     }))
 }

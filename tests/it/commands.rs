@@ -772,3 +772,59 @@ fn live_start_pushes_the_camera_by_stream_copy_and_is_a_record_with_its_start_an
     let _ = &b.config;
     assert!(b.daemon.terminate(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn clip_request_cuts_the_recording_by_stream_copy_lists_the_gap_and_uploads_it() {
+    let mut b = Bench::start("");
+    let uploads = UploadServer::start(b.data.clone());
+    let first = payloads(&b.data, Kind::Segment)
+        .first()
+        .map(|(p, _)| p["start_us"].as_i64().unwrap())
+        .unwrap();
+    // Recording goes on for a while.
+    wait_for("three segments", Duration::from_secs(30), || {
+        (payloads(&b.data, Kind::Segment).len() >= 3).then_some(())
+    });
+    let tz = chrono_tz::Asia::Shanghai;
+    let from = first - 3_000_000; // before recording began: a hole
+    let to = chrono::Utc::now().timestamp_micros() - 500_000;
+    let url = format!("http://127.0.0.1:{}/up/clip.mp4", uploads.port);
+    let ack = b.send(
+        "clip-1",
+        "clip.request",
+        json!({"camera": "front", "from": time_text(from, tz), "to": time_text(to, tz), "upload_url": url}),
+    );
+    assert_eq!(ack["result"], "ok", "{ack}");
+    let body = &ack["body"];
+    let gaps = body["gaps"].as_array().unwrap();
+    assert!(!gaps.is_empty(), "{ack}");
+    assert_eq!(gaps[0]["cause"], "not_recorded", "{ack}");
+    assert!((gaps[0]["seconds"].as_f64().unwrap() - 3.0).abs() < 0.5, "{ack}");
+    assert!(body["segments"].as_u64().unwrap() >= 2, "{ack}");
+    let up = uploads.got.lock().unwrap().clone();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].content_type, "video/mp4");
+    assert!(
+        up[0].recorded_before,
+        "the clip record is appended before the upload"
+    );
+    assert_eq!(body["sha256"], up[0].sha256.as_str());
+    let clips = payloads(&b.data, Kind::Clip);
+    assert_eq!(clips.len(), 1);
+    assert_eq!(clips[0].1.as_deref(), Some(up[0].sha256.as_str()));
+    let file = b.data.join(clips[0].0["path"].as_str().unwrap());
+    let secs = crate::support::ffprobe_duration(&file).expect("the clip plays");
+    let want = (to - first) as f64 / 1e6;
+    assert!((secs - want).abs() < 2.5, "clip {secs} s, recorded span {want} s");
+    let frames = crate::support::ffmpeg_decode_frames(&file).expect("decodes without errors");
+    assert!(frames > 25, "{frames}");
+    wait_for("the clip record upstream", Duration::from_secs(20), || {
+        b.platform
+            .of("event")
+            .iter()
+            .any(|e| e["type"] == "clip")
+            .then_some(())
+    });
+    b.platform.assert_all_valid();
+    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
+}
