@@ -8,8 +8,10 @@
 //! - [`job`]: the `sync` job under the supervisor;
 //! - [`receiver`]: the platform's chain check.
 //!
-//! Not built yet (a later issue): signed downlink commands, evidence upload, live push, and
-//! the reference receiver binary.
+//! - [`command`]: signed downlink commands, decided (pure); [`run`] runs the accepted ones
+//!   ([`clip`], [`live`], `media::still`), uploading their evidence after recording it.
+//!
+//! The reference receiver is `classproof-upstream` (`cli::upstream`).
 
 pub mod clip;
 pub mod command;
