@@ -101,7 +101,7 @@ pub struct SendArgs {
     /// Command type, e.g. snapshot.request.
     #[arg(long = "type")]
     pub kind: String,
-    /// The body, as JSON.
+    /// The body, as JSON, or `@FILE` to read it from a file (large bodies: inline photos).
     #[arg(long, default_value = "{}")]
     pub body: String,
     /// Command id (default: a fresh one).
@@ -242,7 +242,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
     let pkcs8 = read_private_key(&a.platform_key)?;
-    let body: Value = serde_json::from_str(&a.body).context("--body: JSON")?;
+    let text = match a.body.strip_prefix('@') {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("--body @{f}"))?,
+        None => a.body.clone(),
+    };
+    let body: Value = serde_json::from_str(&text).context("--body: JSON")?;
     let now = chrono::Utc::now().timestamp_micros();
     let id =
         a.id.clone()

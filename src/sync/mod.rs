@@ -6,8 +6,7 @@
 //! - [`outbox`]: the durable cursors and the connection state in `meta`;
 //! - [`tls`]: rustls on ring, CA pinned, mutual TLS;
 //! - [`job`]: the `sync` job under the supervisor;
-//! - [`receiver`]: the platform's chain check.
-//!
+//! - [`receiver`]: the platform's chain check;
 //! - [`command`]: signed downlink commands, decided (pure); [`run`] runs the accepted ones
 //!   ([`clip`], [`live`], `media::still`), uploading their evidence after recording it.
 //!

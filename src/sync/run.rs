@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::command::{Accepted, Body, ClipRequest, LiveStart, SnapshotRequest};
+use super::command::{Accepted, Body, ClipRequest, LiveStart, Photo, RosterUpdate, SnapshotRequest};
 use super::message::time_text;
 use super::source;
 use crate::config::Config;
@@ -46,6 +46,7 @@ pub fn run(ctx: &RunContext, a: &Accepted) -> Outcome {
         Body::SnapshotRequest(s) => snapshot(ctx, a, s),
         Body::LiveStart(l) => live_start(ctx, a, l),
         Body::ClipRequest(c) => clip(ctx, a, c),
+        Body::RosterUpdate(r) => roster_update(ctx, a, r),
         Body::LiveStop(l) => {
             if ctx.live.stop(&l.camera) {
                 Ok(json!({"camera": l.camera, "stopping": true}))
@@ -339,4 +340,176 @@ fn clip(ctx: &RunContext, a: &Accepted, c: &ClipRequest) -> Outcome {
         })).collect::<Vec<_>>(),
         "upload": upload,
     }))
+}
+
+/// Largest photo fetched for a `roster.update`.
+const MAX_PHOTO_BYTES: u64 = 20 << 20;
+
+/// One photo of a `roster.update`, fetched (checked against its sha256) or decoded, written
+/// to `path`; `Err` names why it was refused.
+fn get_photo(client: &reqwest::blocking::Client, photo: &Photo, path: &Path) -> Result<(), String> {
+    use base64::Engine as _;
+    let bytes = match photo {
+        Photo::Url { url, sha256 } => {
+            let u = url::Url::parse(url).map_err(|e| format!("url: {e}"))?;
+            if !matches!(u.scheme(), "http" | "https") {
+                return Err("url: http:// or https:// only".into());
+            }
+            let r = client.get(u).send().map_err(|e| format!("fetch: {e}"))?;
+            if !r.status().is_success() {
+                return Err(format!("fetch: HTTP {}", r.status()));
+            }
+            let mut body = Vec::new();
+            use std::io::Read as _;
+            r.take(MAX_PHOTO_BYTES + 1)
+                .read_to_end(&mut body)
+                .map_err(|e| format!("fetch: {e}"))?;
+            if body.len() as u64 > MAX_PHOTO_BYTES {
+                return Err(format!("larger than {MAX_PHOTO_BYTES} bytes"));
+            }
+            let got = sha256_hex(&body);
+            if !got.eq_ignore_ascii_case(sha256) {
+                return Err(format!(
+                    "sha256 mismatch: the file's is {got}, the command says {sha256}"
+                ));
+            }
+            body
+        }
+        Photo::Inline { jpeg_base64 } => base64::engine::general_purpose::STANDARD
+            .decode(jpeg_base64.trim())
+            .map_err(|e| format!("jpeg_base64: {e}"))?,
+    };
+    write_durably(path, &bytes)
+}
+
+fn photo_label(p: &Photo, j: usize) -> String {
+    match p {
+        Photo::Url { url, .. } => url.clone(),
+        Photo::Inline { .. } => format!("jpeg_base64 #{}", j + 1),
+    }
+}
+
+/// `roster.update`: the same code as `roster import` (R10 for the whole update first, then
+/// `attendance::enroll::enroll` per person); photos are fetched and checked against their
+/// sha256 first, and deleted after (only templates are kept, R15). The ack lists each
+/// person's result and every rejected photo with its reason; never an ID number (R15).
+fn roster_update(ctx: &RunContext, a: &Accepted, r: &RosterUpdate) -> Outcome {
+    use crate::attendance::enroll;
+    use crate::attendance::roster::{self, ClassChange, Person, Role};
+    roster::check_class_id(&r.class_id).map_err(|e| e.to_string())?;
+    let mut conn = open_db(ctx)?;
+    let classes = vec![r.class_id.clone()];
+    // Who can be taken at all.
+    let mut results: Vec<Value> = Vec::new();
+    let mut people: Vec<(usize, Person)> = Vec::new();
+    for (i, p) in r.persons.iter().enumerate() {
+        let checked = roster::check_person_id(&p.person_id)
+            .and_then(|()| Role::parse(&p.role))
+            .map_err(|e| e.to_string());
+        match checked {
+            Ok(role) => people.push((
+                i,
+                Person {
+                    person_id: p.person_id.clone(),
+                    name: p.name.clone(),
+                    role,
+                    id_number: p.id_number.clone().filter(|s| !s.is_empty()),
+                },
+            )),
+            Err(e) => results.push(json!({"person_id": p.person_id, "result": "rejected", "reason": e})),
+        }
+    }
+    let changes: Vec<(String, Role, ClassChange)> = people
+        .iter()
+        .map(|(_, p)| (p.person_id.clone(), p.role, ClassChange::Add(&classes)))
+        .collect();
+    if let Err(big) = roster::check_class_sizes(&conn, &changes, ctx.config.rules.profile.max_trainees)
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!(
+            "person {}: class {} would have {} trainees, more than [rules] max_trainees = {} (R10); nothing was changed",
+            changes[big.at].0, big.class_id, big.trainees, big.max
+        ));
+    }
+    drop(changes);
+    let tmp = ctx
+        .config
+        .device
+        .data_dir
+        .join("commands/tmp")
+        .join(safe_name(&a.command.id));
+    let outcome = (|| -> Result<(), String> {
+        let client = http_client()?;
+        let mut pipeline = crate::vision::pipeline::Pipeline::load(&ctx.config.vision)
+            .map_err(|e| format!("loading the face models: {e}"))?;
+        let (model, dim) = pipeline.recognition_model();
+        let mut gallery = roster::load_gallery(&conn, model, dim).map_err(|e| e.to_string())?;
+        for (i, person) in &people {
+            let mut rejected = Vec::new();
+            let mut files = Vec::new();
+            let mut labels = Vec::new();
+            for (j, photo) in r.persons[*i].photos.iter().enumerate() {
+                let path = tmp.join(format!("{i}-{j}.jpg"));
+                match get_photo(&client, photo, &path) {
+                    Ok(()) => {
+                        files.push(path);
+                        labels.push(photo_label(photo, j));
+                    }
+                    Err(why) => rejected.push(json!({"photo": photo_label(photo, j), "reason": why})),
+                }
+            }
+            if files.is_empty() {
+                results.push(json!({"person_id": person.person_id, "result": "rejected",
+                    "reason": "no usable photo", "rejected_photos": rejected}));
+                continue;
+            }
+            match enroll::enroll(
+                &mut conn,
+                &mut pipeline,
+                &mut gallery,
+                person,
+                ClassChange::Add(&classes),
+                &files,
+                Utc::now(),
+            ) {
+                Ok(rep) => {
+                    for (k, o) in rep.photos.iter().enumerate() {
+                        if let Err(why) = &o.result {
+                            rejected.push(json!({"photo": labels.get(k), "reason": why.code(), "detail": why.to_string()}));
+                        }
+                    }
+                    let warnings: Vec<String> = rep
+                        .warnings
+                        .iter()
+                        .map(|w| w.to_string().replace(&tmp.display().to_string(), "photo"))
+                        .collect();
+                    results.push(json!({
+                        "person_id": person.person_id,
+                        "result": if rep.templates > 0 { "enrolled" } else { "rejected" },
+                        "templates_added": rep.added,
+                        "templates": rep.templates,
+                        "rejected_photos": rejected,
+                        "warnings": warnings,
+                    }));
+                }
+                Err(e) => results.push(json!({"person_id": person.person_id, "result": "rejected",
+                    "reason": e.to_string(), "rejected_photos": rejected})),
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    outcome?;
+    let mut removed = Vec::new();
+    for id in &r.remove {
+        match roster::remove_person(&mut conn, id, Utc::now()) {
+            Ok(Some(x)) => {
+                removed.push(json!({"person_id": id, "removed": true, "templates_removed": x.templates}))
+            }
+            Ok(None) => removed.push(json!({"person_id": id, "removed": false, "reason": "no such person"})),
+            Err(e) => removed.push(json!({"person_id": id, "removed": false, "reason": e.to_string()})),
+        }
+    }
+    info!(command = %a.command.id, class = %r.class_id, persons = results.len(), removed = removed.len(), "sync: roster updated");
+    Ok(json!({"class_id": r.class_id, "persons": results, "removed": removed}))
 }

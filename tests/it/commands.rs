@@ -370,7 +370,11 @@ impl Bench {
             .arg("--platform-key")
             .arg(self.keys.join("platform.key"))
             .args(["--type", kind, "--body"])
-            .arg(body.to_string())
+            .arg({
+                let f = self.scene.path().join(format!("body-{id}.json"));
+                std::fs::write(&f, body.to_string()).unwrap();
+                format!("@{}", f.display())
+            })
             .args(["--ttl", "2m", "--wait", "60s"])
             .output()
             .unwrap();
@@ -825,6 +829,138 @@ fn clip_request_cuts_the_recording_by_stream_copy_lists_the_gap_and_uploads_it()
             .any(|e| e["type"] == "clip")
             .then_some(())
     });
+    b.platform.assert_all_valid();
+    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
+}
+
+/// `python3 -m http.server` serving `dir` on loopback (the platform's photo store).
+struct PhotoServer {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PhotoServer {
+    fn start(dir: &Path) -> PhotoServer {
+        let port = crate::support::free_port();
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("the photo server", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+        PhotoServer { port, child }
+    }
+}
+
+impl Drop for PhotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256_file(p: &Path) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, &std::fs::read(p).unwrap()).as_ref())
+}
+
+#[test]
+fn roster_update_enrolls_photos_fetched_and_checked_by_sha256_and_removes_people() {
+    let models = std::env::var("CLASSPROOF_MODELS_DIR")
+        .unwrap_or_else(|_| "/usr/local/share/classproof/models".into());
+    let mut b = Bench::start(&format!("\n[vision]\nenabled = false\nmodels_dir = {models:?}\n"));
+    let faces = crate::support::shared().join("faces-dev");
+    let photos = PhotoServer::start(&faces);
+    let url = |rel: &str| format!("http://127.0.0.1:{}/{rel}", photos.port);
+    let live1 = "nuaa/live/0002/0002_01_00_01_124.jpg";
+    let live2 = "nuaa/live/0002/0002_01_00_01_212.jpg";
+    let biden = std::fs::read(faces.join("identities/Joe_Biden/biden.jpg")).unwrap();
+    let full_id = "410105199001011234";
+    let body = json!({
+        "class_id": "c1",
+        "persons": [
+            {"person_id": "s001", "name": "Zhang Wei", "role": "trainee", "id_number": full_id,
+             "photos": [
+                {"url": url(live1), "sha256": sha256_file(&faces.join(live1))},
+                {"url": url(live2), "sha256": sha256_file(&faces.join(live2))},
+                {"url": url(live2), "sha256": "0".repeat(64)},
+             ]},
+            {"person_id": "t001", "name": "Wang Fang", "role": "teacher",
+             "photos": [{"jpeg_base64": base64::engine::general_purpose::STANDARD.encode(&biden)}]},
+            {"person_id": "x001", "name": "Bad Role", "role": "pilot", "photos": []},
+        ],
+        "remove": ["nobody"],
+    });
+    let ack = b.send("roster-1", "roster.update", body);
+    assert_eq!(ack["result"], "ok", "{ack}");
+    let persons = ack["body"]["persons"].as_array().unwrap();
+    let of = |id: &str| {
+        persons
+            .iter()
+            .find(|p| p["person_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id}: {ack}"))
+    };
+    let s001 = of("s001");
+    assert_eq!(s001["result"], "enrolled", "{ack}");
+    assert_eq!(s001["templates_added"], 2, "{ack}");
+    let rejected = s001["rejected_photos"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{ack}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sha256 mismatch"),
+        "{ack}"
+    );
+    assert_eq!(of("t001")["templates_added"], 1, "{ack}");
+    assert_eq!(of("x001")["result"], "rejected", "{ack}");
+    assert_eq!(ack["body"]["removed"][0]["removed"], false, "{ack}");
+    let enrolled: Vec<String> = payloads(&b.data, Kind::Enrollment)
+        .into_iter()
+        .map(|(p, _)| p["person_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(enrolled, ["s001", "t001"]);
+    // The same code as `roster import`: the roster lists them in class c1.
+    let out =
+        crate::support::classproof(&["roster", "list", "--json", "--config", b.config.to_str().unwrap()]);
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(list.contains("s001") && list.contains("c1"), "{list}");
+    // No photo is kept, only templates (R15).
+    assert!(!b.data.join("commands/tmp").join("roster-1").exists());
+
+    let ack = b.send(
+        "roster-2",
+        "roster.update",
+        json!({"class_id": "c1", "remove": ["t001"]}),
+    );
+    assert_eq!(ack["body"]["removed"][0]["removed"], true, "{ack}");
+    wait_for("the roster_removed record", Duration::from_secs(10), || {
+        payloads(&b.data, Kind::RosterRemoved).first().cloned()
+    });
+    wait_for("the enrollments upstream", Duration::from_secs(20), || {
+        (b.platform
+            .of("event")
+            .iter()
+            .filter(|e| e["type"] == "enrollment")
+            .count()
+            == 2)
+            .then_some(())
+    });
+    // R15: the full ID number is nowhere in what the box published or recorded.
+    let all = format!("{:?}", b.platform.got.lock().unwrap());
+    assert!(!all.contains(full_id), "R15: a full ID number went upstream");
+    assert!(!ack.to_string().contains(full_id));
     b.platform.assert_all_valid();
     assert!(b.daemon.terminate(Duration::from_secs(10)).success());
 }
