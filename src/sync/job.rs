@@ -231,6 +231,7 @@ impl Sync {
                 config: ctx.config.clone(),
                 stop: ctx.stop.clone(),
                 live: super::live::LivePushes::default(),
+                changes: ctx.changes.clone(),
             },
             topics: Topics::new(&cfg.topic_prefix, &ctx.config.device.id),
             device: ctx.config.device.id.clone(),

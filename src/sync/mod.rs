@@ -21,6 +21,7 @@ pub mod message;
 pub mod outbox;
 pub mod receiver;
 pub mod run;
+pub mod schedule;
 pub mod source;
 pub mod tls;
 

@@ -15,7 +15,9 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::command::{Accepted, Body, ClipRequest, LiveStart, Photo, RosterUpdate, SnapshotRequest};
+use super::command::{
+    Accepted, Body, ClipRequest, LiveStart, Photo, RosterUpdate, ScheduleUpdate, SnapshotRequest,
+};
 use super::message::time_text;
 use super::source;
 use crate::config::Config;
@@ -35,6 +37,8 @@ pub struct RunContext {
     /// The daemon's stop flag (a live push ends with the daemon).
     pub stop: Arc<std::sync::atomic::AtomicBool>,
     pub live: super::live::LivePushes,
+    /// Wakes the verdicts job after a schedule change.
+    pub changes: Arc<crate::daemon::jobs::Changes>,
 }
 
 /// The result body of an `ok` ack, or why the command failed.
@@ -47,6 +51,7 @@ pub fn run(ctx: &RunContext, a: &Accepted) -> Outcome {
         Body::LiveStart(l) => live_start(ctx, a, l),
         Body::ClipRequest(c) => clip(ctx, a, c),
         Body::RosterUpdate(r) => roster_update(ctx, a, r),
+        Body::ScheduleUpdate(u) => schedule_update(ctx, a, u),
         Body::LiveStop(l) => {
             if ctx.live.stop(&l.camera) {
                 Ok(json!({"camera": l.camera, "stopping": true}))
@@ -512,4 +517,42 @@ fn roster_update(ctx: &RunContext, a: &Accepted, r: &RosterUpdate) -> Outcome {
     }
     info!(command = %a.command.id, class = %r.class_id, persons = results.len(), removed = removed.len(), "sync: roster updated");
     Ok(json!({"class_id": r.class_id, "persons": results, "removed": removed}))
+}
+
+/// `schedule.update`: sessions checked by the `[[session]]` code, stored, judged like the
+/// config file's (which win on an id clash: a warning in the ack).
+fn schedule_update(ctx: &RunContext, a: &Accepted, u: &ScheduleUpdate) -> Outcome {
+    let cfg = &ctx.config;
+    let valid = super::schedule::validate(cfg, &u.sessions).map_err(|ps| ps.join("; "))?;
+    let mut warnings: Vec<String> = Vec::new();
+    for (id, _) in &valid {
+        if cfg.sessions.iter().any(|s| &s.id == id) {
+            warnings.push(format!(
+                "session {id}: the config file has a session with this id; the config file's is judged"
+            ));
+        }
+    }
+    for id in &u.remove {
+        if cfg.sessions.iter().any(|s| &s.id == id) {
+            warnings.push(format!(
+                "session {id} is in the config file: it cannot be removed by a command"
+            ));
+        }
+    }
+    let mut conn = open_db(ctx)?;
+    let removed = super::schedule::store(
+        &mut conn,
+        &valid,
+        &u.remove,
+        &a.command.id,
+        Utc::now().timestamp_micros(),
+    )
+    .map_err(|e| format!("database: {e}"))?;
+    ctx.changes.notify();
+    info!(command = %a.command.id, stored = valid.len(), removed = removed.len(), "sync: schedule updated");
+    Ok(json!({
+        "stored": valid.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        "removed": removed,
+        "warnings": warnings,
+    }))
 }

@@ -964,3 +964,85 @@ fn roster_update_enrolls_photos_fetched_and_checked_by_sha256_and_removes_people
     b.platform.assert_all_valid();
     assert!(b.daemon.terminate(Duration::from_secs(10)).success());
 }
+
+#[test]
+fn schedule_update_stores_a_checked_session_that_is_then_judged_and_the_file_wins_a_clash() {
+    let file_session = "\n[rules]\nprofile = \"custom\"\nmin_class_hour = \"4s\"\npractical_min_run = \"3s\"\n\
+                        continuity_tolerance = \"1s\"\n\n[[session]]\nid = \"s-file\"\nclass_id = \"c9\"\nkind = \"theory\"\n\
+                        cameras = [\"front\"]\nstart = \"2030-01-01T09:00:00+08:00\"\nclass_hours = 1\nclass_hour = \"45m\"\n";
+    let mut b = Bench::start(file_session);
+    let tz = chrono_tz::Asia::Shanghai;
+    let start = chrono::Utc::now().timestamp_micros() + 2_000_000;
+    let session = |id: &str, class_hour: &str, cameras: Value| {
+        json!({"id": id, "class_id": "c1", "kind": "theory", "cameras": cameras,
+               "start": time_text(start, tz), "class_hours": 1, "class_hour": class_hour, "break": "0s"})
+    };
+    // Checked by the [[session]] code: a class hour below the profile's minimum and an unknown
+    // camera are refused, named, and nothing is stored.
+    let ack = b.send(
+        "sched-bad",
+        "schedule.update",
+        json!({"sessions": [session("remote-x", "1s", json!(["nope"]))]}),
+    );
+    assert_eq!(ack["result"], "failed", "{ack}");
+    let detail = ack["detail"].as_str().unwrap();
+    assert!(detail.contains("sessions[0]."), "{ack}");
+    let ack = b.send(
+        "sched-1",
+        "schedule.update",
+        json!({"sessions": [session("remote-1", "5s", json!(["front"])), session("s-file", "5s", json!(["front"]))]}),
+    );
+    assert_eq!(ack["result"], "ok", "{ack}");
+    assert_eq!(ack["body"]["stored"], json!(["remote-1", "s-file"]), "{ack}");
+    let warnings = ack["body"]["warnings"].to_string();
+    assert!(
+        warnings.contains("s-file") && warnings.contains("config file"),
+        "{ack}"
+    );
+    // Judged like a session of the file: its class hour gets verdicts in the log.
+    let kinds = [
+        Kind::ClassHourPass,
+        Kind::ClassHourAtRisk,
+        Kind::ClassHourFail,
+        Kind::ClassHourFinal,
+    ];
+    let verdict = wait_for("a verdict of the stored session", Duration::from_secs(60), || {
+        kinds
+            .iter()
+            .flat_map(|k| payloads(&b.data, *k))
+            .map(|(p, _)| p)
+            .find(|p| p["session_id"] == "remote-1")
+    });
+    assert_eq!(verdict["class_id"], "c1", "{verdict}");
+    // And by `classproof report`.
+    let out = crate::support::classproof(&[
+        "report",
+        "--json",
+        "--session",
+        "remote-1",
+        "--config",
+        b.config.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"session_id\":\"remote-1\""),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The file's s-file is judged, not the stored one.
+    let out = crate::support::classproof(&[
+        "report",
+        "--json",
+        "--session",
+        "s-file",
+        "--config",
+        b.config.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"class_id\":\"c9\""), "{text}");
+    // Removed by a later command.
+    let ack = b.send("sched-2", "schedule.update", json!({"remove": ["remote-1"]}));
+    assert_eq!(ack["body"]["removed"], json!(["remote-1"]), "{ack}");
+    b.platform.assert_all_valid();
+    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
+}
