@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::command::{
-    Accepted, Body, ClipRequest, LiveStart, Photo, RosterUpdate, ScheduleUpdate, SnapshotRequest,
+    Accepted, AttendanceRequest, Body, ClipRequest, LiveStart, Photo, RosterUpdate, ScheduleUpdate,
+    SnapshotRequest,
 };
 use super::message::time_text;
 use super::source;
@@ -52,6 +53,7 @@ pub fn run(ctx: &RunContext, a: &Accepted) -> Outcome {
         Body::ClipRequest(c) => clip(ctx, a, c),
         Body::RosterUpdate(r) => roster_update(ctx, a, r),
         Body::ScheduleUpdate(u) => schedule_update(ctx, a, u),
+        Body::AttendanceRequest(r) => attendance(ctx, r),
         Body::LiveStop(l) => {
             if ctx.live.stop(&l.camera) {
                 Ok(json!({"camera": l.camera, "stopping": true}))
@@ -59,11 +61,6 @@ pub fn run(ctx: &RunContext, a: &Accepted) -> Outcome {
                 Err(format!("no live push of camera {:?} is running", l.camera))
             }
         }
-        other => Err(format!(
-            "{} is not supported by this version of classproof yet ({:?})",
-            a.kind.as_str(),
-            std::mem::discriminant(other)
-        )),
     }
 }
 
@@ -554,5 +551,42 @@ fn schedule_update(ctx: &RunContext, a: &Accepted, u: &ScheduleUpdate) -> Outcom
         "stored": valid.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
         "removed": removed,
         "warnings": warnings,
+    }))
+}
+
+/// `attendance.request`: for now the class-hour report of the occurrence (the object of
+/// `classproof report --json`, judged now from the index); the check-in report replaces it
+/// once the daemon signs people in (issue 9).
+fn attendance(ctx: &RunContext, r: &AttendanceRequest) -> Outcome {
+    use crate::compliance::engine::Summary;
+    use crate::daemon::verdicts::{hour_json, judge_occurrence};
+    let conn = open_db(ctx)?;
+    let (config, _) = super::schedule::effective(&conn, &ctx.config).map_err(|e| format!("database: {e}"))?;
+    let tz = config.device.timezone;
+    let date = chrono::NaiveDate::parse_from_str(&r.date, "%Y-%m-%d")
+        .map_err(|_| format!("date {:?}: YYYY-MM-DD", r.date))?;
+    let session = config
+        .sessions
+        .iter()
+        .find(|s| s.id == r.session)
+        .ok_or_else(|| format!("no session {:?} on this box", r.session))?;
+    let occ = session
+        .occurrence_on(date, tz)
+        .ok_or_else(|| format!("session {:?} has no occurrence on {date}", r.session))?;
+    let now = Utc::now().timestamp_micros();
+    let hours =
+        judge_occurrence(Some(&conn), &config, &occ, now).map_err(|e| format!("segment index: {e}"))?;
+    Ok(json!({
+        "report": "class_hours",
+        "session": occ.name,
+        "session_id": occ.session.id,
+        "date": occ.date.map(|d| d.format("%Y-%m-%d").to_string()),
+        "class_id": occ.session.class_id,
+        "kind": occ.session.kind.as_str(),
+        "profile": config.rules.profile.name,
+        "cameras": occ.session.cameras,
+        "as_of": time_text(now, tz),
+        "class_hours": hours.iter().map(|h| hour_json(h, tz)).collect::<Vec<_>>(),
+        "summary": Summary::of(&hours),
     }))
 }

@@ -1029,6 +1029,21 @@ fn schedule_update_stores_a_checked_session_that_is_then_judged_and_the_file_win
         "{text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // attendance.request: for now the class-hour report of the occurrence.
+    let date = chrono::DateTime::from_timestamp_micros(start)
+        .unwrap()
+        .with_timezone(&tz)
+        .format("%Y-%m-%d")
+        .to_string();
+    let ack = b.send(
+        "att-1",
+        "attendance.request",
+        json!({"session": "remote-1", "date": date}),
+    );
+    assert_eq!(ack["result"], "ok", "{ack}");
+    assert_eq!(ack["body"]["session_id"], "remote-1", "{ack}");
+    assert_eq!(ack["body"]["class_hours"].as_array().unwrap().len(), 1, "{ack}");
+    assert_eq!(ack["body"]["report"], "class_hours", "{ack}");
     // The file's s-file is judged, not the stored one.
     let out = crate::support::classproof(&[
         "report",
