@@ -122,7 +122,7 @@ pub struct WatchArgs {
     /// The device's public key (its data dir's keys/device.pub).
     #[arg(long)]
     pub device_key: PathBuf,
-    /// Stop after this long.
+    /// Stop after this long (or at SIGINT / SIGTERM, printing the report).
     #[arg(long, default_value = "60s")]
     pub duration: humantime::Duration,
     /// Stop once the chain is verified up to this seq with a matching checkpoint.
@@ -385,10 +385,15 @@ pub fn validate(
 }
 
 fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
-    let key_text =
-        std::fs::read_to_string(&a.device_key).with_context(|| format!("{}", a.device_key.display()))?;
-    let key = PublicKey::parse(key_text.lines().next().unwrap_or_default())
-        .map_err(|e| anyhow!("{}: {e}", a.device_key.display()))?;
+    // The key is read when it is needed (it may not exist yet when watching starts before
+    // the device's first run).
+    let device_key = a.device_key.clone();
+    let read_key = move || -> anyhow::Result<PublicKey> {
+        let text =
+            std::fs::read_to_string(&device_key).with_context(|| format!("{}", device_key.display()))?;
+        PublicKey::parse(text.lines().next().unwrap_or_default())
+            .map_err(|e| anyhow!("{}: {e}", device_key.display()))
+    };
     let schemas = validators()?;
     let base = format!("{}/{}", a.broker.prefix, a.broker.device);
     let opts = options(&a.broker)?;
@@ -401,10 +406,20 @@ fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
         let (client, mut ev) = AsyncClient::new(opts, 1000);
         let deadline = Instant::now() + duration;
         let mut out = std::io::stdout();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         while Instant::now() < deadline {
-            match tokio::time::timeout(Duration::from_millis(200), ev.poll()).await {
+            let polled = tokio::select! {
+                p = tokio::time::timeout(Duration::from_millis(200), ev.poll()) => p,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            };
+            match polled {
                 Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
                     client.subscribe(format!("{base}/#"), QoS::AtLeastOnce).await?;
+                }
+                Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                    eprintln!("classproof-upstream: subscribed to {base}/#");
                 }
                 Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
                     messages += 1;
@@ -433,7 +448,7 @@ fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
                     if let Some(seq) = until
                         && kind == "checkpoint"
                     {
-                        let r = chain.report(&key);
+                        let r = chain.report(&read_key()?);
                         if r.verified_to >= seq && r.checkpoints_ok.iter().any(|&s| s >= seq) {
                             return Ok::<_, anyhow::Error>(true);
                         }
@@ -445,7 +460,7 @@ fn watch(a: WatchArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(false)
     })?;
-    let r = chain.report(&key);
+    let r = chain.report(&read_key()?);
     println!(
         "{}",
         json!({

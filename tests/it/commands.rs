@@ -295,6 +295,7 @@ struct Bench {
     data: PathBuf,
     config: PathBuf,
     daemon: Daemon,
+    watch: std::process::Child,
 }
 
 impl Bench {
@@ -315,6 +316,7 @@ impl Bench {
         let health = scene.path().join("health.json");
         let config = scene.config(&format!(
             "[[camera]]\nid = \"front\"\nurl = \"{}\"\nsegment = \"2s\"\n\n\
+             [evidence]\ncheckpoint_interval = \"1s\"\n\n\
              [daemon]\nhealth_file = \"{}\"\n\n\
              [upstream]\nurl = \"mqtts://127.0.0.1:{}\"\ntopic_prefix = \"{PREFIX}\"\nca_file = \"{}\"\n\
              client_cert_file = \"{}\"\nclient_key_file = \"{}\"\nplatform_key_file = \"{}\"\n\
@@ -327,6 +329,34 @@ impl Bench {
             pki.file("device.key").display(),
             keys.join("platform.pub").display(),
         ));
+        // The reference receiver watches from before the first record.
+        let watch = Command::new(upstream_bin())
+            .args(["watch", "--broker", &format!("mqtts://127.0.0.1:{}", broker.port)])
+            .arg("--ca")
+            .arg(pki.file("ca.pem"))
+            .arg("--cert")
+            .arg(pki.file("platform.pem"))
+            .arg("--key")
+            .arg(pki.file("platform.key"))
+            .args(["--device", DEVICE, "--client-id", "watcher", "--duration", "10m"])
+            .arg("--device-key")
+            .arg(data.join("keys/device.pub"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut watch = watch;
+        let mut err = BufReader::new(watch.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("subscribed") {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).unwrap() > 0,
+                "watch ended before subscribing"
+            );
+        }
+        // Keep draining its stderr (a closed pipe would fail its next line).
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
         let daemon = Daemon::start(&config);
         wait_for_job_state(&health, "sync", "running", Duration::from_secs(30));
         wait_for("a recorded segment", Duration::from_secs(30), || {
@@ -342,7 +372,27 @@ impl Bench {
             data,
             config,
             daemon,
+            watch,
         }
+    }
+
+    /// Stops the daemon, then the reference receiver (SIGTERM), and returns its final report.
+    fn finish(&mut self) -> Value {
+        assert!(self.daemon.terminate(Duration::from_secs(10)).success());
+        crate::support::signal(self.watch.id(), libc::SIGTERM);
+        let mut out = String::new();
+        self.watch
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let _ = self.watch.wait();
+        for l in out.lines().filter(|l| l.contains("\"problem\"")) {
+            eprintln!("watch: {l}");
+        }
+        let last = out.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("watch report: {e}: {out}"))
     }
 
     /// `classproof-upstream send`: the ack, or a panic naming what happened.
@@ -830,7 +880,7 @@ fn clip_request_cuts_the_recording_by_stream_copy_lists_the_gap_and_uploads_it()
             .then_some(())
     });
     b.platform.assert_all_valid();
-    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
+    assert_watch_ok(&b.finish());
 }
 
 /// `python3 -m http.server` serving `dir` on loopback (the platform's photo store).
@@ -962,7 +1012,7 @@ fn roster_update_enrolls_photos_fetched_and_checked_by_sha256_and_removes_people
     assert!(!all.contains(full_id), "R15: a full ID number went upstream");
     assert!(!ack.to_string().contains(full_id));
     b.platform.assert_all_valid();
-    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
+    assert_watch_ok(&b.finish());
 }
 
 #[test]
@@ -1059,5 +1109,13 @@ fn schedule_update_stores_a_checked_session_that_is_then_judged_and_the_file_win
     let ack = b.send("sched-2", "schedule.update", json!({"remove": ["remote-1"]}));
     assert_eq!(ack["body"]["removed"], json!(["remote-1"]), "{ack}");
     b.platform.assert_all_valid();
-    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
+    assert_watch_ok(&b.finish());
+}
+
+/// The reference receiver saw a valid, linked stream with verified checkpoints.
+fn assert_watch_ok(r: &Value) {
+    assert_eq!(r["invalid"], 0, "{r}");
+    assert_eq!(r["problems"], json!([]), "{r}");
+    assert!(r["verified_to"].as_i64().unwrap() > 3, "{r}");
+    assert!(!r["checkpoints_ok"].as_array().unwrap().is_empty(), "{r}");
 }
