@@ -881,6 +881,20 @@ fn clip_request_cuts_the_recording_by_stream_copy_lists_the_gap_and_uploads_it()
     });
     b.platform.assert_all_valid();
     assert_watch_ok(&b.finish());
+    // `classproof verify` checks the clip's file against its record like a segment's.
+    let cfg = b.config.to_str().unwrap().to_string();
+    let out = crate::support::classproof(&["verify", "--config", &cfg]);
+    let text = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+    };
+    assert!(out.status.success(), "verify: {}", text(&out));
+    std::fs::write(&file, b"edited").unwrap();
+    let out = crate::support::classproof(&["verify", "--config", &cfg]);
+    assert!(
+        !out.status.success() && text(&out).contains("commands/"),
+        "an edited clip must fail verify: {}",
+        text(&out)
+    );
 }
 
 /// `python3 -m http.server` serving `dir` on loopback (the platform's photo store).
