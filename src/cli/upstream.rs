@@ -318,7 +318,7 @@ fn send(a: SendArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Validators by name.
-pub fn validators() -> anyhow::Result<BTreeMap<&'static str, jsonschema::Validator>> {
+pub fn validators() -> anyhow::Result<BTreeMap<String, jsonschema::Validator>> {
     let mut out = BTreeMap::new();
     for (name, text) in SCHEMAS {
         let v: Value = serde_json::from_str(text).with_context(|| format!("schema {name}"))?;
@@ -331,16 +331,15 @@ pub fn validators() -> anyhow::Result<BTreeMap<&'static str, jsonschema::Validat
                 if let Some(o) = s.as_object_mut() {
                     o.insert("$defs".into(), v["$defs"].clone());
                 }
-                let leaked: &'static str = Box::leak(format!("record:{kind}").into_boxed_str());
                 out.insert(
-                    leaked,
+                    format!("record:{kind}"),
                     jsonschema::validator_for(&s).map_err(|e| anyhow!("{kind}: {e}"))?,
                 );
             }
             continue;
         }
         out.insert(
-            name,
+            name.to_string(),
             jsonschema::validator_for(&v).map_err(|e| anyhow!("{name}: {e}"))?,
         );
     }
@@ -350,7 +349,7 @@ pub fn validators() -> anyhow::Result<BTreeMap<&'static str, jsonschema::Validat
 /// The problems of one message against the schemas (empty: valid). `topic_kind` is the topic's
 /// last part (`event`, `checkpoint`, `status`, `cmd`, `ack`).
 pub fn validate(
-    schemas: &BTreeMap<&'static str, jsonschema::Validator>,
+    schemas: &BTreeMap<String, jsonschema::Validator>,
     topic_kind: &str,
     v: &Value,
 ) -> Vec<String> {
