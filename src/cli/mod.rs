@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod evidence;
 pub mod recording;
 pub mod sync;
+pub mod upstream;
 pub mod vision;
 
 use std::path::Path;

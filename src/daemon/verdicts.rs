@@ -220,6 +220,12 @@ pub struct Judge {
 }
 
 impl Judge {
+    /// Judges the sessions of `config` from now on (issue 10: sessions stored by
+    /// `schedule.update` joined the config file's).
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        self.config = config;
+    }
+
     /// Starts judging: remembers (or records) when judging began on this box and which events
     /// the log already holds.
     pub fn new(conn: &Connection, config: Arc<Config>, now_us: i64) -> Result<Judge, VerdictError> {
@@ -480,7 +486,13 @@ fn event_payload(config: &Config, occ: &Occurrence, v: &HourVerdict, tz: chrono_
 /// The job (run under the supervisor as `verdicts`); `None` when there is nothing to judge
 /// (no sessions).
 pub fn job(ctx: JobContext) -> Option<impl FnMut(&JobHandle) -> Result<(), JobError> + Send + 'static> {
-    if ctx.config.sessions.is_empty() {
+    // Issue 10: a platform that may sign commands may send sessions (`schedule.update`).
+    let downlink = ctx
+        .config
+        .upstream
+        .as_ref()
+        .is_some_and(|u| u.platform_key_file.is_some());
+    if ctx.config.sessions.is_empty() && !downlink {
         return None;
     }
     Some(move |job: &JobHandle| {
@@ -536,6 +548,7 @@ fn run(ctx: &JobContext, job: &JobHandle) {
     let mut judged: Option<u64> = None;
     let mut next_us = i64::MIN;
     let mut failing = false;
+    let mut stored_version = 0i64;
     job.running();
     while !ctx.stopping() {
         job.beat();
@@ -543,6 +556,19 @@ fn run(ctx: &JobContext, job: &JobHandle) {
         let now = now_us();
         if judged != Some(version) || now >= next_us {
             judged = Some(version);
+            // Issue 10: sessions stored by `schedule.update` (sync::schedule), re-read when
+            // their version changes.
+            if let Ok(v) = crate::sync::schedule::version(&conn)
+                && v != stored_version
+                && let Ok(c) = crate::sync::schedule::effective_arc(&conn, &ctx.config)
+            {
+                info!(
+                    sessions = c.sessions.len(),
+                    "verdicts: sessions from the platform updated"
+                );
+                stored_version = v;
+                judge.set_config(c);
+            }
             match judge.step(&mut conn, now) {
                 Ok(written) => {
                     if failing {

@@ -12,14 +12,14 @@
 //!   naming the record, never a different value. A payload that parses but does not
 //!   serialise back to the stored bytes is refused too, so nothing the box signed is ever
 //!   restated differently;
-//! - `segment` records refer to a file (`file_sha256`, and `path`/`bytes`/`end_us` for the
-//!   retention index, see [`Record::file_sha256`]); so do face decisions with a snapshot
-//!   (`snapshot`, `snapshot_sha256` in the payload, and the same sha256 as `file_sha256`).
+//! - `segment`, `snapshot` and `clip` records refer to a file (`file_sha256`, and
+//!   `path`/`bytes`/`end_us` for the retention index, see [`Record::file_sha256`]); so do face
+//!   decisions with a snapshot (`snapshot`, `snapshot_sha256` in the payload, and the same
+//!   sha256 as `file_sha256`).
 //!
-//! Kinds to come go here too, each a new [`Kind`] and [`Record`] variant with its payload
-//! struct and a section in docs/evidence.md: snapshots (`snapshot`) and upstream commands
-//! (`command`). `Record` is `#[non_exhaustive]` so that
-//! code outside the crate already matches with a wildcard.
+//! New kinds go here too, each a new [`Kind`] and [`Record`] variant with its payload struct
+//! and a section in docs/evidence.md. `Record` is `#[non_exhaustive]` so that code outside
+//! the crate already matches with a wildcard.
 
 use std::fmt;
 
@@ -86,10 +86,17 @@ pub enum Kind {
     UnexpectedPerson,
     UnknownFace,
     SpoofAttempt,
+    // --- issue 10: downlink commands ---
+    Command,
+    CommandRejected,
+    CommandRejectedSummary,
+    Snapshot,
+    Live,
+    Clip,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -109,6 +116,13 @@ impl Kind {
         Kind::UnexpectedPerson,
         Kind::UnknownFace,
         Kind::SpoofAttempt,
+        // --- issue 10: downlink commands ---
+        Kind::Command,
+        Kind::CommandRejected,
+        Kind::CommandRejectedSummary,
+        Kind::Snapshot,
+        Kind::Live,
+        Kind::Clip,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -133,6 +147,13 @@ impl Kind {
             Kind::UnexpectedPerson => "unexpected_person",
             Kind::UnknownFace => "unknown_face",
             Kind::SpoofAttempt => "spoof_attempt",
+            // --- issue 10: downlink commands ---
+            Kind::Command => "command",
+            Kind::CommandRejected => "command_rejected",
+            Kind::CommandRejectedSummary => "command_rejected_summary",
+            Kind::Snapshot => "snapshot",
+            Kind::Live => "live",
+            Kind::Clip => "clip",
         }
     }
 
@@ -534,6 +555,106 @@ pub struct Absent {
     pub end_us: i64,
 }
 
+// --- issue 10: downlink commands (sync::command) and the evidence they produce ---
+
+named_enum!(
+    crate::sync::command::Reason,
+    "command rejection reason",
+    crate::sync::command::Reason::ALL
+);
+
+/// `command`: a signed downlink command verified and accepted, appended before it runs (R9).
+/// The payload's sha256 stands for it (a roster update carries ID numbers, R15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandAccepted {
+    pub command_id: String,
+    /// e.g. `snapshot.request`.
+    pub command_type: String,
+    pub issued_us: i64,
+    pub expires_us: i64,
+    /// sha256 (hex) of the signed payload string.
+    pub payload_sha256: String,
+}
+
+/// `command_rejected`: a message on the command topic refused (at most
+/// `sync::command::REJECTIONS_PER_MINUTE` a minute; the rest go into
+/// `command_rejected_summary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRejected {
+    /// `null` when the command could not be read.
+    pub command_id: Option<String>,
+    pub reason: crate::sync::command::Reason,
+    /// At most 200 characters.
+    pub detail: String,
+    /// sha256 (hex) of the whole message as received.
+    pub message_sha256: String,
+}
+
+/// `command_rejected_summary`: the rejections of one minute past the per-minute limit,
+/// counted (flood control).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRejectedSummary {
+    pub from_us: i64,
+    pub to_us: i64,
+    pub rejected: u64,
+    /// Count per reason name.
+    pub by_reason: std::collections::BTreeMap<String, u64>,
+}
+
+/// `snapshot`: a JPEG of a camera made for a command (`snapshot.request`), appended before it
+/// is uploaded, so what was sent is in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub command_id: String,
+    pub camera: String,
+    /// Relative to the data dir, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// When the picture was recorded (the keyframe's time), µs.
+    pub frame_us: i64,
+    pub width: u32,
+    pub height: u32,
+    /// sha256 (64 lowercase hex) of the file; stored beside the payload (`file_sha256`).
+    #[serde(skip)]
+    pub sha256: String,
+}
+
+/// `live`: a live push of a camera (`live.start`) that ended: where to, from when to when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    pub command_id: String,
+    pub camera: String,
+    /// Without credentials.
+    pub push_url: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// Video packets pushed.
+    pub packets: u64,
+    /// `duration`, `live.stop`, `daemon stopping`, or the error that ended it.
+    pub ended: String,
+}
+
+/// `clip`: an MP4 cut from the recorded segments by stream copy (`clip.request`), appended
+/// before it is uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clip {
+    pub command_id: String,
+    pub camera: String,
+    /// Relative to the data dir, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// The span asked for.
+    pub from_us: i64,
+    pub to_us: i64,
+    /// Segments it was cut from.
+    pub segments: u32,
+    /// Spans of `[from, to)` with no recording.
+    pub holes: Vec<crate::sync::clip::Hole>,
+    /// sha256 of the file; stored beside the payload (`file_sha256`).
+    #[serde(skip)]
+    pub sha256: String,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -561,7 +682,13 @@ pub enum Record {
     UnknownFace(FaceVote),
     /// A face that fails liveness fused over the vote; it never checks anyone in.
     SpoofAttempt(FaceVote),
-    // Coming (see the module doc): Snapshot, Command.
+    // --- issue 10: downlink commands ---
+    Command(CommandAccepted),
+    CommandRejected(CommandRejected),
+    CommandRejectedSummary(CommandRejectedSummary),
+    Snapshot(Snapshot),
+    Live(Live),
+    Clip(Clip),
 }
 
 impl Record {
@@ -612,6 +739,13 @@ impl Record {
             Record::UnexpectedPerson(_) => Kind::UnexpectedPerson,
             Record::UnknownFace(_) => Kind::UnknownFace,
             Record::SpoofAttempt(_) => Kind::SpoofAttempt,
+            // --- issue 10: downlink commands ---
+            Record::Command(_) => Kind::Command,
+            Record::CommandRejected(_) => Kind::CommandRejected,
+            Record::CommandRejectedSummary(_) => Kind::CommandRejectedSummary,
+            Record::Snapshot(_) => Kind::Snapshot,
+            Record::Live(_) => Kind::Live,
+            Record::Clip(_) => Kind::Clip,
         }
     }
 
@@ -624,6 +758,9 @@ impl Record {
     pub fn file_sha256(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.sha256),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(&s.sha256),
+            Record::Clip(c) => Some(&c.sha256),
             // --- issue 9: a face decision vouches for its JPEG snapshot ---
             _ => self
                 .face_vote()
@@ -660,6 +797,9 @@ impl Record {
     pub fn file_path(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.path),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(&s.path),
+            Record::Clip(c) => Some(&c.path),
             _ => self
                 .face_vote()
                 .and_then(|v| v.snapshot_sha256.as_ref().and(v.snapshot.as_deref())),
@@ -670,6 +810,9 @@ impl Record {
     pub fn file_bytes(&self) -> Option<u64> {
         match self {
             Record::Segment(s) => Some(s.bytes),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(s.bytes),
+            Record::Clip(c) => Some(c.bytes),
             _ => None,
         }
     }
@@ -678,6 +821,9 @@ impl Record {
     pub fn file_end_us(&self) -> Option<i64> {
         match self {
             Record::Segment(s) => Some(s.end_us),
+            // --- issue 10 ---
+            Record::Snapshot(s) => Some(s.frame_us),
+            Record::Clip(c) => Some(c.to_us),
             _ => None,
         }
     }
@@ -709,6 +855,13 @@ impl Record {
             | Record::UnknownFace(p)
             | Record::SpoofAttempt(p) => v(p),
             Record::Absent(p) => v(p),
+            // --- issue 10: downlink commands ---
+            Record::Command(p) => v(p),
+            Record::CommandRejected(p) => v(p),
+            Record::CommandRejectedSummary(p) => v(p),
+            Record::Snapshot(p) => v(p),
+            Record::Live(p) => v(p),
+            Record::Clip(p) => v(p),
         }
     }
 
@@ -754,6 +907,25 @@ impl Record {
             Kind::UnexpectedPerson => Record::UnexpectedPerson(p(kind, canonical_payload)?),
             Kind::UnknownFace => Record::UnknownFace(p(kind, canonical_payload)?),
             Kind::SpoofAttempt => Record::SpoofAttempt(p(kind, canonical_payload)?),
+            // --- issue 10: downlink commands ---
+            Kind::Command => Record::Command(p(kind, canonical_payload)?),
+            Kind::CommandRejected => Record::CommandRejected(p(kind, canonical_payload)?),
+            Kind::CommandRejectedSummary => Record::CommandRejectedSummary(p(kind, canonical_payload)?),
+            Kind::Snapshot => {
+                let mut s: Snapshot = p(kind, canonical_payload)?;
+                s.sha256 = file_sha256
+                    .ok_or_else(|| RecordError::new(kind, "no file_sha256"))?
+                    .to_string();
+                Record::Snapshot(s)
+            }
+            Kind::Live => Record::Live(p(kind, canonical_payload)?),
+            Kind::Clip => {
+                let mut c: Clip = p(kind, canonical_payload)?;
+                c.sha256 = file_sha256
+                    .ok_or_else(|| RecordError::new(kind, "no file_sha256"))?
+                    .to_string();
+                Record::Clip(c)
+            }
         };
         if k != Kind::Segment && file_sha256 != rec.file_sha256() {
             return Err(RecordError::new(

@@ -29,6 +29,7 @@ use rusqlite::Connection;
 use serde_json::Value;
 use tracing::{debug, error, info, warn};
 
+use super::command::{self, Decision, RejectFlood, Verifier};
 use super::config::UpstreamConfig;
 use super::message::{self, Online, Topics};
 use super::outbox::{self, ConnState};
@@ -36,7 +37,7 @@ use super::source;
 use crate::daemon::jobs::{JobContext, LogThrottle};
 use crate::daemon::supervisor::{JobError, JobHandle};
 use crate::db;
-use crate::evidence::record::AlarmKind;
+use crate::evidence::record::{self, AlarmKind, Record};
 
 /// Publishes awaiting their PUBACK at most.
 pub const WINDOW: usize = 100;
@@ -168,6 +169,7 @@ enum Item {
     Event(i64),
     Checkpoint(i64),
     Status,
+    Ack,
 }
 
 struct Sync {
@@ -185,6 +187,14 @@ struct Sync {
     stored: (i64, i64),
     stored_at: Instant,
     errors: LogThrottle,
+    /// The platform's key for downlink commands; `None`: commands are not subscribed to.
+    platform_key: Option<[u8; 32]>,
+    flood: RejectFlood,
+    rejections: LogThrottle,
+    /// Acks of commands that ran, from their threads (kept across connections).
+    acks_tx: tokio::sync::mpsc::UnboundedSender<Value>,
+    acks_rx: tokio::sync::mpsc::UnboundedReceiver<Value>,
+    run_ctx: super::run::RunContext,
 }
 
 impl Sync {
@@ -193,7 +203,36 @@ impl Sync {
         let (seq, cp) = outbox::cursors(&conn)?;
         let mut state = outbox::conn_state(&conn)?;
         state.broker = cfg.broker.to_string();
+        source::ensure_command_ids(&conn)?;
+        let platform_key = match &cfg.platform_key_file {
+            None => {
+                info!("sync: no upstream.platform_key_file: downlink commands are off");
+                None
+            }
+            Some(f) => match super::config::read_platform_key(f) {
+                Ok(k) => Some(k),
+                Err(why) => {
+                    error!(
+                        "sync: upstream.platform_key_file {}: {why}; downlink commands are off until it is fixed and the daemon restarted",
+                        f.display()
+                    );
+                    None
+                }
+            },
+        };
+        let (acks_tx, acks_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Sync {
+            platform_key,
+            flood: RejectFlood::new(),
+            rejections: LogThrottle::default(),
+            acks_tx,
+            acks_rx,
+            run_ctx: super::run::RunContext {
+                config: ctx.config.clone(),
+                stop: ctx.stop.clone(),
+                live: super::live::LivePushes::default(),
+                changes: ctx.changes.clone(),
+            },
             topics: Topics::new(&cfg.topic_prefix, &ctx.config.device.id),
             device: ctx.config.device.id.clone(),
             tz: ctx.config.device.timezone,
@@ -364,6 +403,18 @@ impl Sync {
             local: true,
         };
         self.connected(handle).map_err(|e| db(&e))?;
+        if self.platform_key.is_some() {
+            client
+                .try_subscribe(&self.topics.cmd, QoS::AtLeastOnce)
+                .map_err(|e| Failure {
+                    reason: format!(
+                        "cannot subscribe to {} on {}: {e}",
+                        self.topics.cmd, self.cfg.broker
+                    ),
+                    was_connected: true,
+                    local: false,
+                })?;
+        }
 
         // Everything not acknowledged is sent again, from the cursor.
         let mut pending: VecDeque<Pending> = VecDeque::new();
@@ -411,11 +462,17 @@ impl Sync {
                                 match p.item {
                                     Item::Event(seq) => self.acked_seq = seq,
                                     Item::Checkpoint(id) => self.acked_cp = id,
-                                    Item::Status => {}
+                                                    Item::Status | Item::Ack => {}
                                 }
                             }
                         }
                         self.store_cursor(false).map_err(|e| db(&e))?;
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == self.topics.cmd => {
+                        if let Some(ack) = self.on_command(&p.payload).map_err(|e| db(&e))? {
+                            let text = ack.to_string();
+                            self.publish(&client, &mut pending, Item::Ack, &self.topics.ack, false, text)?;
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -424,6 +481,10 @@ impl Sync {
                     }
                 },
                 _ = wake.notified() => feed.poke(),
+                Some(ack) = self.acks_rx.recv() => {
+                    let text = ack.to_string();
+                    self.publish(&client, &mut pending, Item::Ack, &self.topics.ack, false, text)?;
+                }
                 _ = tick.tick() => {
                     handle.beat();
                     self.store_cursor(false).map_err(|e| db(&e))?;
@@ -433,6 +494,7 @@ impl Sync {
                         last_look = Instant::now();
                         feed.poke();
                         self.check_backlog().map_err(|e| db(&e))?;
+                        self.flood_tick().map_err(|e| db(&e))?;
                     }
                     if handle.stopping() {
                         self.goodbye(&client, &mut events, connected_us).await;
@@ -607,6 +669,120 @@ impl Sync {
                 disk,
             },
         ))
+    }
+
+    /// One message on the command topic: decided (pure), recorded, and either acked at once
+    /// (rejected) or run on its own thread (accepted; its ack comes back through `acks_rx`).
+    fn on_command(&mut self, raw: &[u8]) -> Result<Option<Value>, JobError> {
+        let Some(key) = self.platform_key else {
+            return Ok(None);
+        };
+        let now = Utc::now().timestamp_micros();
+        let lookup_error = std::cell::RefCell::new(None);
+        let decision = {
+            let conn = &self.conn;
+            let seen = |id: &str| match source::command_seen(conn, id, now) {
+                Ok(b) => b,
+                Err(e) => {
+                    *lookup_error.borrow_mut() = Some(e);
+                    true
+                }
+            };
+            let v = Verifier {
+                platform_key: &key,
+                device: &self.device,
+            };
+            command::decide(raw, &v, now, &seen)
+        };
+        if let Some(e) = lookup_error.into_inner() {
+            return Err(e.into());
+        }
+        match decision {
+            Decision::Rejected(r) => {
+                let (own, summary) = self.flood.admit(now, r.reason);
+                if let Some(s) = summary {
+                    self.append_summary(s)?;
+                }
+                if own {
+                    let rec = Record::CommandRejected(record::CommandRejected {
+                        command_id: r.command_id.clone(),
+                        reason: r.reason,
+                        detail: r.detail.clone(),
+                        message_sha256: r.message_sha256.clone(),
+                    });
+                    source::append(&mut self.conn, &rec)?;
+                }
+                if let Some(repeats) = self.rejections.allow(r.reason.as_str()) {
+                    warn!(repeats, command = ?r.command_id, reason = r.reason.as_str(), "sync: command rejected: {}", r.detail);
+                }
+                Ok(Some(command::ack_rejected(&self.device, self.tz, now, &r)))
+            }
+            Decision::Accepted(a) => {
+                let rec = Record::Command(record::CommandAccepted {
+                    command_id: a.command.id.clone(),
+                    command_type: a.kind.as_str().to_string(),
+                    issued_us: a.issued_us,
+                    expires_us: a.expires_us,
+                    payload_sha256: a.payload_sha256.clone(),
+                });
+                let seq = source::accept_command(&mut self.conn, &rec, &a.command.id, a.expires_us, now)?;
+                info!(command = %a.command.id, kind = a.kind.as_str(), seq, "sync: command accepted");
+                let ctx = self.run_ctx.clone();
+                let tx = self.acks_tx.clone();
+                let (device, tz) = (self.device.clone(), self.tz);
+                let id = a.command.id.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("cmd-{}", a.kind.as_str()))
+                    .spawn(move || {
+                        let outcome = super::run::run(&ctx, &a);
+                        match &outcome {
+                            Ok(_) => info!(command = %a.command.id, "sync: command done"),
+                            Err(e) => warn!(command = %a.command.id, "sync: command failed: {e}"),
+                        }
+                        let ack = command::ack_done(
+                            &device,
+                            tz,
+                            Utc::now().timestamp_micros(),
+                            &a.command.id,
+                            &outcome,
+                        );
+                        let _ = tx.send(ack);
+                    });
+                if let Err(e) = spawned {
+                    return Ok(Some(command::ack_done(
+                        &self.device,
+                        self.tz,
+                        now,
+                        &id,
+                        &Err(format!("cannot start a thread for it: {e}")),
+                    )));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn append_summary(&mut self, s: command::FloodSummary) -> Result<(), JobError> {
+        warn!(
+            rejected = s.rejected,
+            "sync: more commands rejected in a minute than are recorded one by one; counted in a summary"
+        );
+        let rec = Record::CommandRejectedSummary(record::CommandRejectedSummary {
+            from_us: s.from_us,
+            to_us: s.to_us,
+            rejected: s.rejected,
+            by_reason: s.by_reason,
+        });
+        source::append(&mut self.conn, &rec)?;
+        Ok(())
+    }
+
+    /// The summary of a flooded minute, once it is over.
+    fn flood_tick(&mut self) -> Result<(), JobError> {
+        if let Some(s) = self.flood.tick(Utc::now().timestamp_micros()) {
+            self.append_summary(s)?;
+        }
+        Ok(())
     }
 
     /// A connection error as an operator reads it: the broker, and the file to look at.

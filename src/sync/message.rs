@@ -19,6 +19,9 @@ pub struct Topics {
     pub status: String,
     pub event: String,
     pub checkpoint: String,
+    /// Downlink commands (subscribed) and their acks.
+    pub cmd: String,
+    pub ack: String,
 }
 
 impl Topics {
@@ -28,6 +31,8 @@ impl Topics {
             status: format!("{base}/status"),
             event: format!("{base}/event"),
             checkpoint: format!("{base}/checkpoint"),
+            cmd: format!("{base}/cmd"),
+            ack: format!("{base}/cmd/ack"),
         }
     }
 }

@@ -6,16 +6,22 @@
 //! - [`outbox`]: the durable cursors and the connection state in `meta`;
 //! - [`tls`]: rustls on ring, CA pinned, mutual TLS;
 //! - [`job`]: the `sync` job under the supervisor;
-//! - [`receiver`]: the platform's chain check.
+//! - [`receiver`]: the platform's chain check;
+//! - [`command`]: signed downlink commands, decided (pure); [`run`] runs the accepted ones
+//!   ([`clip`], [`live`], `media::still`), uploading their evidence after recording it.
 //!
-//! Not built yet (a later issue): signed downlink commands, evidence upload, live push, and
-//! the reference receiver binary.
+//! The reference receiver is `classproof-upstream` (`cli::upstream`).
 
+pub mod clip;
+pub mod command;
 pub mod config;
 pub mod job;
+pub mod live;
 pub mod message;
 pub mod outbox;
 pub mod receiver;
+pub mod run;
+pub mod schedule;
 pub mod source;
 pub mod tls;
 

@@ -1,7 +1,7 @@
 //! The platform's side of docs/protocol.md, "Checking the stream": rebuild the chain from
 //! received `event` messages alone and check it against received `checkpoint` messages and
 //! the device's public key. Pure (no I/O); the integration tests use it, and it is the core
-//! of the reference receiver to come (`classproof-upstream`, a later issue).
+//! of the reference receiver (`classproof-upstream`, `cli::upstream`).
 
 use std::collections::BTreeMap;
 

@@ -66,3 +66,53 @@ pub fn append_alarm(conn: &mut Connection, alarm: AlarmKind, raised: bool) -> Re
     tx.commit()?;
     Ok(seq)
 }
+
+/// Appends one record in its own transaction; returns its seq.
+pub fn append(conn: &mut Connection, record: &Record) -> Result<i64, LogError> {
+    let tx = crate::db::write_tx(conn)?;
+    let (seq, _) = log::append(&tx, Utc::now(), record)?;
+    tx.commit()?;
+    Ok(seq)
+}
+
+/// The replay memory of accepted downlink commands (ids until they expire). Created here, not
+/// by a migration, so that it is local to `sync` (issue 10).
+pub fn ensure_command_ids(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS command_ids (
+             id TEXT PRIMARY KEY,
+             expires_us INTEGER NOT NULL,
+             log_seq INTEGER NOT NULL
+         )",
+    )
+}
+
+/// A command with this id was accepted and has not expired at `now_us`.
+pub fn command_seen(conn: &Connection, id: &str, now_us: i64) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM command_ids WHERE id = ?1 AND expires_us > ?2",
+        rusqlite::params![id, now_us],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// Appends the `command` record of an accepted command and remembers its id, in one
+/// transaction (expired ids are forgotten in it); returns the record's seq.
+pub fn accept_command(
+    conn: &mut Connection,
+    record: &Record,
+    id: &str,
+    expires_us: i64,
+    now_us: i64,
+) -> Result<i64, LogError> {
+    let tx = crate::db::write_tx(conn)?;
+    let (seq, _) = log::append(&tx, Utc::now(), record)?;
+    tx.execute("DELETE FROM command_ids WHERE expires_us <= ?1", [now_us])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO command_ids (id, expires_us, log_seq) VALUES (?1, ?2, ?3)",
+        rusqlite::params![id, expires_us, seq],
+    )?;
+    tx.commit()?;
+    Ok(seq)
+}

@@ -2,6 +2,7 @@
 //! started on loopback by the tests themselves (see `support`).
 
 mod attendance;
+mod commands;
 mod compliance;
 mod config;
 mod evidence;
