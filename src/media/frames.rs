@@ -91,8 +91,11 @@ impl CameraCounters {
 /// frame, for `/metrics` (`classproof_inference_seconds`). Cloning shares the histograms.
 #[derive(Debug, Clone)]
 pub struct InferenceTimes {
-    family: Family<Vec<(&'static str, &'static str)>, Histogram, fn() -> Histogram>,
+    family: InferenceFamily,
 }
+
+/// The histograms by `model` label.
+pub type InferenceFamily = Family<Vec<(&'static str, &'static str)>, Histogram, fn() -> Histogram>;
 
 impl Default for InferenceTimes {
     fn default() -> Self {
@@ -115,7 +118,7 @@ impl InferenceTimes {
     }
 
     /// The histograms, to register with a Prometheus registry.
-    pub fn family(&self) -> Family<Vec<(&'static str, &'static str)>, Histogram, fn() -> Histogram> {
+    pub fn family(&self) -> InferenceFamily {
         self.family.clone()
     }
 }

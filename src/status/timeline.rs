@@ -332,6 +332,7 @@ mod tests {
                 cause: "camera_lost".into(),
                 breaks_run: true,
             }],
+            runs: vec![],
             ended: false,
         }
     }
