@@ -194,6 +194,22 @@ pub fn open_file(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
+/// Folds the write-ahead log into the database file and empties it, so that the file is
+/// self-contained (a copy or backup of `classproof.db` alone is complete). Called when the
+/// daemon stops: without it, a read-only connection closing last (the status server's, the
+/// watchdog's) leaves the log beside the file, since only a writer can fold it in.
+pub fn checkpoint(data_dir: &Path) -> Result<(), DbError> {
+    let path = data_dir.join(DB_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|source| DbError::Open { path, source })?;
+    conn.busy_timeout(Duration::from_secs(2))?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
 /// Opens an existing database read-only (for `segments`, `report`, `verify`): never creates
 /// or migrates anything. `None` when the daemon has not created it yet.
 pub fn open_existing(data_dir: &Path) -> Result<Option<Connection>, DbError> {

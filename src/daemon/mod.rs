@@ -301,6 +301,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     join_until(vec![store_thread], deadline, "store");
     join_until(jobs, deadline, "job");
     supervisor.flush();
+    // Every connection of the jobs is closed by now; the watchdog's goes too. Then the
+    // database file is made self-contained.
+    drop(watchdog);
+    if let Err(e) = crate::db::checkpoint(&data_dir) {
+        warn!(error = %e, "could not fold the write-ahead log into the database");
+    }
     info!("stopped");
     match outcome {
         Stop::Signal(_) => Ok(()),
