@@ -654,6 +654,15 @@ fn signed_commands_are_verified_rejected_with_a_reason_and_a_snapshot_is_recorde
         &key,
     )
     .unwrap();
+    // The platform's own subscription gets the first ack too, maybe after `send` did: wait for
+    // it, so that the next ack it gets is the replay's.
+    wait_for("the platform saw the first ack", Duration::from_secs(10), || {
+        platform
+            .acks()
+            .iter()
+            .any(|a| a["command_id"] == "snap-1" && a["result"] == "ok")
+            .then_some(())
+    });
     let before = platform.acks().len();
     platform.publish_cmd(&replay);
     let ack = wait_for("the ack of the replay", Duration::from_secs(10), || {
