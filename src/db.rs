@@ -170,6 +170,30 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX person_classes_class ON person_classes (class_id);
     "#,
+    // 6: classroom presence (issue 11, daemon::presence): who the classroom cameras recognised,
+    // per occurrence, person, camera and second (first/last time in that second), and the
+    // most faces in one frame per class hour. Written by the analysis job in its own small
+    // transactions so that a restart loses no sighting; the evidence log holds the facts
+    // derived from them (`presence`, `spot_check`, `left_early`).
+    r#"
+    CREATE TABLE sightings (
+        session   TEXT    NOT NULL,
+        person_id TEXT    NOT NULL,
+        camera    TEXT    NOT NULL,
+        bucket_s  INTEGER NOT NULL,
+        first_us  INTEGER NOT NULL,
+        last_us   INTEGER NOT NULL,
+        PRIMARY KEY (session, person_id, camera, bucket_s)
+    );
+    CREATE TABLE head_counts (
+        session    TEXT    NOT NULL,
+        class_hour INTEGER NOT NULL,
+        camera     TEXT    NOT NULL,
+        head_count INTEGER NOT NULL,
+        frames     INTEGER NOT NULL,
+        PRIMARY KEY (session, class_hour, camera)
+    );
+    "#,
 ];
 
 /// Opens (creating if needed) the database in `data_dir`, applies migrations and sets the

@@ -18,7 +18,7 @@ use super::Role;
 use super::roster::{self, RosterError};
 use crate::clock::rfc3339_us;
 use crate::evidence::log::{self, LogError};
-use crate::evidence::record::{CheckIn, FaceVote, Kind, Record};
+use crate::evidence::record::{CheckIn, FaceVote, Kind, LeftEarly, Presence, Record, SpotCheck};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -39,6 +39,20 @@ pub struct AttendanceReport {
     pub date: String,
     pub summary: AttendanceSummary,
     pub persons: Vec<PersonAttendance>,
+    /// Issue 11: per class hour, what the classroom cameras saw (from its `presence` record).
+    pub class_hours: Vec<HourLine>,
+}
+
+/// Issue 11: one class hour's `presence` in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HourLine {
+    pub class_hour: u32,
+    pub analysed: bool,
+    /// The most faces in one frame.
+    pub head_count: u32,
+    /// `null`: no classroom camera analysed (judged on recording alone).
+    pub all_visible: Option<bool>,
+    pub not_visible: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,6 +102,13 @@ pub struct PersonAttendance {
     /// Of the check-in vote.
     pub similarity: Option<f64>,
     pub liveness: Option<f64>,
+    /// Issue 11: spot checks (R8) of the occurrence the person was recognised in / missed.
+    pub spot_checks_seen: u32,
+    pub spot_checks_missed: u32,
+    /// A `left_early` record names them.
+    pub left_early: bool,
+    /// The last recognition on a classroom camera (any class hour's `presence`), RFC 3339.
+    pub last_seen: Option<String>,
 }
 
 /// What the report is about (from the config's session).
@@ -133,7 +154,60 @@ pub fn attendance_report(
             persons.insert(p.clone(), person);
         }
     }
-    Ok(build(occ, tz, &trainees, &persons, &check_ins, &check_outs))
+    let mut report = build(occ, tz, &trainees, &persons, &check_ins, &check_outs);
+    // Issue 11: presence, spot checks and leaving early.
+    let mut presences = Vec::new();
+    let mut spots = Vec::new();
+    let mut left = Vec::new();
+    for kind in [Kind::Presence, Kind::SpotCheck, Kind::LeftEarly] {
+        for raw in log::read_raw_kind(conn, kind)? {
+            match raw.record()? {
+                Record::Presence(p) if p.session == occ.name => presences.push(p),
+                Record::SpotCheck(s) if s.session == occ.name => spots.push(s),
+                Record::LeftEarly(l) if l.session == occ.name => left.push(l),
+                _ => {}
+            }
+        }
+    }
+    add_presence(&mut report, &presences, &spots, &left, tz);
+    Ok(report)
+}
+
+/// Issue 11: adds the class hours' presence, spot checks and `left_early` to a report (pure).
+pub fn add_presence(
+    report: &mut AttendanceReport,
+    presences: &[Presence],
+    spots: &[SpotCheck],
+    left: &[LeftEarly],
+    tz: Tz,
+) {
+    let mut hours: BTreeMap<u32, &Presence> = BTreeMap::new();
+    for p in presences {
+        hours.entry(p.class_hour).or_insert(p);
+    }
+    report.class_hours = hours
+        .values()
+        .map(|p| HourLine {
+            class_hour: p.class_hour,
+            analysed: p.analysed,
+            head_count: p.head_count,
+            all_visible: p.all_visible,
+            not_visible: p.not_visible.clone(),
+        })
+        .collect();
+    for line in &mut report.persons {
+        let id = line.person_id.as_str();
+        line.spot_checks_seen = spots.iter().filter(|s| s.seen.iter().any(|p| p == id)).count() as u32;
+        line.spot_checks_missed = spots.iter().filter(|s| s.missed.iter().any(|p| p == id)).count() as u32;
+        line.left_early = left.iter().any(|l| l.person_id == id);
+        line.last_seen = hours
+            .values()
+            .flat_map(|p| p.trainees.iter())
+            .filter(|t| t.person_id == id)
+            .filter_map(|t| t.last_seen_us)
+            .max()
+            .map(|t| rfc3339_us(t, tz));
+    }
 }
 
 /// The report from its inputs (pure).
@@ -199,6 +273,10 @@ pub fn build(
             check_out: first_out.get(id.as_str()).map(|v| rfc3339_us(v.time_us, tz)),
             similarity: c.and_then(|c| c.vote.similarity),
             liveness: c.map(|c| c.vote.liveness),
+            spot_checks_seen: 0,
+            spot_checks_missed: 0,
+            left_early: false,
+            last_seen: None,
         });
     }
     // R12: the class's first occurrence with check-ins (by the earliest check-in's time).
@@ -223,6 +301,7 @@ pub fn build(
             .to_string(),
         summary,
         persons: lines,
+        class_hours: Vec::new(),
     }
 }
 

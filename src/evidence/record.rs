@@ -86,10 +86,18 @@ pub enum Kind {
     UnexpectedPerson,
     UnknownFace,
     SpoofAttempt,
+    // --- issue 11: classroom presence ---
+    Presence,
+    LeftEarly,
+    SpotCheck,
+    ClassVisibilityWarning,
+    ClassFailed,
+    CameraTamper,
+    CameraTamperCleared,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 19] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -109,6 +117,14 @@ impl Kind {
         Kind::UnexpectedPerson,
         Kind::UnknownFace,
         Kind::SpoofAttempt,
+        // --- issue 11: classroom presence ---
+        Kind::Presence,
+        Kind::LeftEarly,
+        Kind::SpotCheck,
+        Kind::ClassVisibilityWarning,
+        Kind::ClassFailed,
+        Kind::CameraTamper,
+        Kind::CameraTamperCleared,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -133,6 +149,14 @@ impl Kind {
             Kind::UnexpectedPerson => "unexpected_person",
             Kind::UnknownFace => "unknown_face",
             Kind::SpoofAttempt => "spoof_attempt",
+            // --- issue 11: classroom presence ---
+            Kind::Presence => "presence",
+            Kind::LeftEarly => "left_early",
+            Kind::SpotCheck => "spot_check",
+            Kind::ClassVisibilityWarning => "class_visibility_warning",
+            Kind::ClassFailed => "class_failed",
+            Kind::CameraTamper => "camera_tamper",
+            Kind::CameraTamperCleared => "camera_tamper_cleared",
         }
     }
 
@@ -303,6 +327,10 @@ pub struct ClassHour {
     pub longest_run_s: f64,
     pub recorded_s: f64,
     pub holes: Vec<HourHole>,
+    /// --- issue 11: classroom presence --- R3: the present trainees the hour's run did not
+    /// show, as `name (masked id)`; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_visible: Vec<String>,
 }
 
 /// Raised or cleared.
@@ -384,6 +412,26 @@ pub enum AlarmKind {
         oldest_us: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         broker: Option<String>,
+    },
+    // --- issue 11: classroom presence ---
+    /// R10: more faces in one frame than the class's roster has trainees and teachers.
+    HeadCount {
+        session: String,
+        class_hour: Option<u32>,
+        camera: String,
+        head_count: u32,
+        roster_trainees: u32,
+        teachers: u32,
+    },
+    /// No teacher checked in or seen by `late_after` past the start (cleared when one is).
+    NoTeacher { session: String, class_id: String },
+    /// R11: present teachers × `trainees_per_teacher` < present trainees.
+    TeacherRatio {
+        session: String,
+        class_id: String,
+        teachers: u32,
+        trainees: u32,
+        per_teacher: u32,
     },
 }
 
@@ -522,6 +570,112 @@ pub struct Absent {
     pub end_us: i64,
 }
 
+// --- issue 11: classroom presence ---
+
+/// One checked-in trainee in a class hour's `presence` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceSeen {
+    pub person_id: String,
+    /// Recognised at least once on the session's classroom cameras during the hour.
+    pub seen: bool,
+    pub first_seen_us: Option<i64>,
+    pub last_seen_us: Option<i64>,
+}
+
+/// `presence`: what the classroom cameras saw of one class hour (written when it ends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub session: String,
+    pub session_id: String,
+    pub date: Option<String>,
+    pub class_id: String,
+    pub class_hour: u32,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// The session's classroom cameras.
+    pub cameras: Vec<String>,
+    /// A classroom camera was analysed during the hour (else: judged on recording alone).
+    pub analysed: bool,
+    /// The most faces seen in one frame (R10, R12).
+    pub head_count: u32,
+    /// Whether the hour's qualifying run showed every present trainee (R3, R4); `null` when
+    /// not analysed.
+    pub all_visible: Option<bool>,
+    /// Present trainees the closest qualifying run did not show.
+    pub not_visible: Vec<String>,
+    /// Every checked-in trainee of the occurrence (by the hour's end).
+    pub trainees: Vec<PresenceSeen>,
+}
+
+/// `left_early`: a checked-in trainee not seen for more than `left_early_after` before the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftEarly {
+    pub session: String,
+    pub session_id: String,
+    pub date: Option<String>,
+    pub class_id: String,
+    pub person_id: String,
+    /// The last recognition (the check-in counts), µs.
+    pub last_seen_us: i64,
+    pub end_us: i64,
+}
+
+/// `spot_check`: one spot check (R8 process attendance) after its window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpotCheck {
+    pub session: String,
+    pub session_id: String,
+    pub date: Option<String>,
+    pub class_id: String,
+    pub class_hour: u32,
+    pub camera: String,
+    pub from_us: i64,
+    pub to_us: i64,
+    pub seen: Vec<String>,
+    pub missed: Vec<String>,
+    /// One picture of the room (relative to the data dir) and its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_sha256: Option<String>,
+}
+
+/// `class_visibility_warning` / `class_failed` (R4): a class's hours that did not show all
+/// trainees, across its sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassVisibility {
+    pub class_id: String,
+    pub profile: String,
+    pub rule: String,
+    pub hours_not_showing_all: u32,
+    pub limit: u32,
+    /// Those hours, as `{session}#{class_hour}`.
+    pub hours: Vec<String>,
+}
+
+/// `camera_tamper`: a covered lens, a frozen picture or a turned camera.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraTamper {
+    pub camera: String,
+    /// `covered` | `frozen` | `scene_changed`.
+    pub tamper: String,
+    /// When the condition began (raised `tamper_after` later).
+    pub since_us: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_sha256: Option<String>,
+}
+
+/// `camera_tamper_cleared`: the condition ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraTamperCleared {
+    pub camera: String,
+    pub tamper: String,
+    /// When it ended.
+    pub since_us: i64,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -549,6 +703,14 @@ pub enum Record {
     UnknownFace(FaceVote),
     /// A face that fails liveness fused over the vote; it never checks anyone in.
     SpoofAttempt(FaceVote),
+    // --- issue 11: classroom presence ---
+    Presence(Presence),
+    LeftEarly(LeftEarly),
+    SpotCheck(SpotCheck),
+    ClassVisibilityWarning(ClassVisibility),
+    ClassFailed(ClassVisibility),
+    CameraTamper(CameraTamper),
+    CameraTamperCleared(CameraTamperCleared),
     // Coming (see the module doc): Snapshot, Command.
 }
 
@@ -600,6 +762,14 @@ impl Record {
             Record::UnexpectedPerson(_) => Kind::UnexpectedPerson,
             Record::UnknownFace(_) => Kind::UnknownFace,
             Record::SpoofAttempt(_) => Kind::SpoofAttempt,
+            // --- issue 11: classroom presence ---
+            Record::Presence(_) => Kind::Presence,
+            Record::LeftEarly(_) => Kind::LeftEarly,
+            Record::SpotCheck(_) => Kind::SpotCheck,
+            Record::ClassVisibilityWarning(_) => Kind::ClassVisibilityWarning,
+            Record::ClassFailed(_) => Kind::ClassFailed,
+            Record::CameraTamper(_) => Kind::CameraTamper,
+            Record::CameraTamperCleared(_) => Kind::CameraTamperCleared,
         }
     }
 
@@ -612,6 +782,9 @@ impl Record {
     pub fn file_sha256(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.sha256),
+            // --- issue 11: a spot check and a tamper alarm vouch for their room snapshot ---
+            Record::SpotCheck(c) => c.snapshot.as_ref().and(c.snapshot_sha256.as_deref()),
+            Record::CameraTamper(c) => c.snapshot.as_ref().and(c.snapshot_sha256.as_deref()),
             // --- issue 9: a face decision vouches for its JPEG snapshot ---
             _ => self
                 .face_vote()
@@ -648,6 +821,9 @@ impl Record {
     pub fn file_path(&self) -> Option<&str> {
         match self {
             Record::Segment(s) => Some(&s.path),
+            // --- issue 11 ---
+            Record::SpotCheck(c) => c.snapshot_sha256.as_ref().and(c.snapshot.as_deref()),
+            Record::CameraTamper(c) => c.snapshot_sha256.as_ref().and(c.snapshot.as_deref()),
             _ => self
                 .face_vote()
                 .and_then(|v| v.snapshot_sha256.as_ref().and(v.snapshot.as_deref())),
@@ -697,6 +873,13 @@ impl Record {
             | Record::UnknownFace(p)
             | Record::SpoofAttempt(p) => v(p),
             Record::Absent(p) => v(p),
+            // --- issue 11: classroom presence ---
+            Record::Presence(p) => v(p),
+            Record::LeftEarly(p) => v(p),
+            Record::SpotCheck(p) => v(p),
+            Record::ClassVisibilityWarning(p) | Record::ClassFailed(p) => v(p),
+            Record::CameraTamper(p) => v(p),
+            Record::CameraTamperCleared(p) => v(p),
         }
     }
 
@@ -742,6 +925,14 @@ impl Record {
             Kind::UnexpectedPerson => Record::UnexpectedPerson(p(kind, canonical_payload)?),
             Kind::UnknownFace => Record::UnknownFace(p(kind, canonical_payload)?),
             Kind::SpoofAttempt => Record::SpoofAttempt(p(kind, canonical_payload)?),
+            // --- issue 11: classroom presence ---
+            Kind::Presence => Record::Presence(p(kind, canonical_payload)?),
+            Kind::LeftEarly => Record::LeftEarly(p(kind, canonical_payload)?),
+            Kind::SpotCheck => Record::SpotCheck(p(kind, canonical_payload)?),
+            Kind::ClassVisibilityWarning => Record::ClassVisibilityWarning(p(kind, canonical_payload)?),
+            Kind::ClassFailed => Record::ClassFailed(p(kind, canonical_payload)?),
+            Kind::CameraTamper => Record::CameraTamper(p(kind, canonical_payload)?),
+            Kind::CameraTamperCleared => Record::CameraTamperCleared(p(kind, canonical_payload)?),
         };
         if k != Kind::Segment && file_sha256 != rec.file_sha256() {
             return Err(RecordError::new(

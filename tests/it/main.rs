@@ -6,6 +6,7 @@ mod compliance;
 mod config;
 mod evidence;
 mod faults;
+mod presence;
 mod recording;
 mod support;
 mod sync;
