@@ -408,4 +408,98 @@ mod tests {
         assert!(j["persons"][2]["check_in"].is_null());
         assert!(!j.to_string().contains("199001011234"), "R15: masked");
     }
+
+    // --- issue 11 ---
+    #[test]
+    fn presence_spot_checks_and_leaving_early_in_the_report() {
+        use crate::evidence::record::PresenceSeen;
+        let occ = ReportOccurrence {
+            name: "s".into(),
+            class_id: "c1".into(),
+            start_us: 0,
+        };
+        let trainees = vec!["a".to_string(), "b".to_string()];
+        let persons: BTreeMap<String, Person> = [person("a", Role::Trainee), person("b", Role::Trainee)]
+            .into_iter()
+            .collect();
+        let check_ins = vec![
+            CheckIn {
+                vote: vote("s", "a", Role::Trainee, 10),
+                late: false,
+            },
+            CheckIn {
+                vote: vote("s", "b", Role::Trainee, 11),
+                late: false,
+            },
+        ];
+        let tz = chrono_tz::Asia::Shanghai;
+        let mut r = build(&occ, tz, &trainees, &persons, &check_ins, &[]);
+        let seen = |p: &str, last: Option<i64>| PresenceSeen {
+            person_id: p.into(),
+            seen: last.is_some(),
+            first_seen_us: last,
+            last_seen_us: last,
+        };
+        let hour = |h: u32, all: bool, a: Option<i64>, b: Option<i64>| Presence {
+            session: "s".into(),
+            session_id: "s".into(),
+            date: None,
+            class_id: "c1".into(),
+            class_hour: h,
+            start_us: 0,
+            end_us: 1,
+            cameras: vec!["room".into()],
+            analysed: true,
+            head_count: 2 + h,
+            all_visible: Some(all),
+            not_visible: if all { vec![] } else { vec!["b".into()] },
+            trainees: vec![seen("a", a), seen("b", b)],
+        };
+        let presences = vec![
+            hour(1, true, Some(1_000_000), Some(2_000_000)),
+            hour(2, false, Some(9_000_000), None),
+        ];
+        let spot = |seen: &[&str], missed: &[&str]| SpotCheck {
+            session: "s".into(),
+            session_id: "s".into(),
+            date: None,
+            class_id: "c1".into(),
+            class_hour: 1,
+            camera: "room".into(),
+            from_us: 0,
+            to_us: 1,
+            seen: seen.iter().map(|x| x.to_string()).collect(),
+            missed: missed.iter().map(|x| x.to_string()).collect(),
+            snapshot: None,
+            snapshot_sha256: None,
+        };
+        let spots = vec![spot(&["a", "b"], &[]), spot(&["a"], &["b"])];
+        let left = vec![LeftEarly {
+            session: "s".into(),
+            session_id: "s".into(),
+            date: None,
+            class_id: "c1".into(),
+            person_id: "b".into(),
+            last_seen_us: 2_000_000,
+            end_us: 10_000_000,
+        }];
+        add_presence(&mut r, &presences, &spots, &left, tz);
+        let (a, b) = (&r.persons[0], &r.persons[1]);
+        assert_eq!(
+            (a.spot_checks_seen, a.spot_checks_missed, a.left_early),
+            (2, 0, false)
+        );
+        assert_eq!(
+            (b.spot_checks_seen, b.spot_checks_missed, b.left_early),
+            (1, 1, true)
+        );
+        assert_eq!(b.last_seen.as_deref(), Some(rfc3339_us(2_000_000, tz).as_str()));
+        assert_eq!(a.last_seen.as_deref(), Some(rfc3339_us(9_000_000, tz).as_str()));
+        let hours: Vec<(u32, u32, Option<bool>)> = r
+            .class_hours
+            .iter()
+            .map(|h| (h.class_hour, h.head_count, h.all_visible))
+            .collect();
+        assert_eq!(hours, [(1, 3, Some(true)), (2, 4, Some(false))]);
+    }
 }

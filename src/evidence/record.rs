@@ -1175,4 +1175,128 @@ mod tests {
             assert!(e.as_str().starts_with("class_hour_"));
         }
     }
+
+    // --- issue 11: classroom presence ---
+    #[test]
+    fn presence_kinds_round_trip_and_snapshots_are_files() {
+        let sha = "cd".repeat(32);
+        let recs = [
+            Record::Presence(Presence {
+                session: "s1".into(),
+                session_id: "s1".into(),
+                date: None,
+                class_id: "c1".into(),
+                class_hour: 2,
+                start_us: 1,
+                end_us: 2,
+                cameras: vec!["room".into()],
+                analysed: true,
+                head_count: 6,
+                all_visible: Some(false),
+                not_visible: vec!["c".into()],
+                trainees: vec![PresenceSeen {
+                    person_id: "c".into(),
+                    seen: false,
+                    first_seen_us: None,
+                    last_seen_us: None,
+                }],
+            }),
+            Record::LeftEarly(LeftEarly {
+                session: "s1".into(),
+                session_id: "s1".into(),
+                date: Some("2026-12-01".into()),
+                class_id: "c1".into(),
+                person_id: "c".into(),
+                last_seen_us: 5,
+                end_us: 9,
+            }),
+            Record::SpotCheck(SpotCheck {
+                session: "s1".into(),
+                session_id: "s1".into(),
+                date: None,
+                class_id: "c1".into(),
+                class_hour: 1,
+                camera: "room".into(),
+                from_us: 1,
+                to_us: 2,
+                seen: vec!["a".into()],
+                missed: vec!["c".into()],
+                snapshot: Some("snapshots/room/x.jpg".into()),
+                snapshot_sha256: Some(sha.clone()),
+            }),
+            Record::ClassFailed(ClassVisibility {
+                class_id: "c1".into(),
+                profile: "henan".into(),
+                rule: "R4".into(),
+                hours_not_showing_all: 3,
+                limit: 3,
+                hours: vec!["s1#1".into()],
+            }),
+            Record::ClassVisibilityWarning(ClassVisibility {
+                class_id: "c1".into(),
+                profile: "henan".into(),
+                rule: "R4".into(),
+                hours_not_showing_all: 2,
+                limit: 3,
+                hours: vec![],
+            }),
+            Record::CameraTamper(CameraTamper {
+                camera: "room".into(),
+                tamper: "covered".into(),
+                since_us: 3,
+                snapshot: Some("snapshots/room/y.jpg".into()),
+                snapshot_sha256: Some(sha.clone()),
+            }),
+            Record::CameraTamperCleared(CameraTamperCleared {
+                camera: "room".into(),
+                tamper: "covered".into(),
+                since_us: 4,
+            }),
+            Record::alarm(
+                AlarmKind::TeacherRatio {
+                    session: "s1".into(),
+                    class_id: "c1".into(),
+                    teachers: 1,
+                    trainees: 30,
+                    per_teacher: 20,
+                },
+                AlarmState::Raised,
+            ),
+            Record::alarm(
+                AlarmKind::NoTeacher {
+                    session: "s1".into(),
+                    class_id: "c1".into(),
+                },
+                AlarmState::Cleared,
+            ),
+            Record::alarm(
+                AlarmKind::HeadCount {
+                    session: "s1".into(),
+                    class_hour: Some(1),
+                    camera: "room".into(),
+                    head_count: 9,
+                    roster_trainees: 6,
+                    teachers: 2,
+                },
+                AlarmState::Raised,
+            ),
+        ];
+        for r in &recs {
+            assert_eq!(&back(r), r, "{}", r.kind());
+        }
+        assert_eq!(recs[2].file_sha256(), Some(sha.as_str()));
+        assert_eq!(recs[2].file_path(), Some("snapshots/room/x.jpg"));
+        assert_eq!(recs[5].file_path(), Some("snapshots/room/y.jpg"));
+        assert_eq!(recs[0].file_sha256(), None);
+        // A spot check claiming a file the payload does not name is refused.
+        let no_snap = Record::SpotCheck(SpotCheck {
+            snapshot: None,
+            snapshot_sha256: None,
+            ..match &recs[2] {
+                Record::SpotCheck(c) => c.clone(),
+                _ => unreachable!(),
+            }
+        });
+        assert!(Record::from_stored("spot_check", &no_snap.canonical_payload(), Some(&sha)).is_err());
+    }
 }
