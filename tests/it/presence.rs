@@ -452,7 +452,8 @@ trainees_per_teacher = 2
     assert_eq!(r["class_hours"][0]["all_visible"], true, "{r:#}");
     assert_eq!(r["class_hours"][1]["all_visible"], false, "{r:#}");
 
-    // Spot-check and tamper snapshots are evidence files: verify checks them.
+    // Spot-check and tamper snapshots are evidence files: verify checks them, and the
+    // session's bundle carries them.
     let out = classproof(&["verify", "--config", &s(&config)]);
     assert!(
         out.status.success(),
@@ -460,6 +461,25 @@ trainees_per_teacher = 2
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let bundle = scene.path().join("bundle");
+    let out = classproof(&[
+        "export",
+        "--config",
+        &s(&config),
+        "--session",
+        "s1",
+        "--out",
+        &s(&bundle),
+    ]);
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for sp in &spots {
+        let rel = sp["snapshot"].as_str().unwrap();
+        assert!(bundle.join(rel).is_file(), "the bundle carries {rel}");
+    }
 }
 
 /// Under henan (R4, limit lowered to 2): the class's hours not showing all trainees are
