@@ -72,12 +72,14 @@ run_daemon() {
     echo "$c1 - $c0" | bc -l
 }
 
-cam() { # analyze
-    printf '[[camera]]\nid = "room"\nurl = "file://%s"\nloop = true\nrealtime = true\nanalyze = "%s"\nanalyze_fps = 1\n' "$video" "$1"
+cam() { # extra keys
+    printf '[[camera]]\nid = "room"\nurl = "file://%s"\nloop = true\nrealtime = true\n%s\n' "$video" "$1"
 }
 
-base=$(run_daemon off "$(cam off)")
-with=$(run_daemon on "$(cam classroom)")
+off_keys='analyze = "off"'
+on_keys=$(printf 'analyze = "classroom"\nanalyze_fps = 1')
+base=$(run_daemon off "$(cam "$off_keys")")
+with=$(run_daemon on "$(cam "$on_keys")")
 rust=$(echo "($with - $base) / $seconds" | bc -l)
 py_json=$("$venv/bin/python" benches/attendance/pyentrance.py --models "$models" --video "$video" \
     --fps 1 --seconds "$seconds" --ftz-lib "$repo/target/vision-bench-ftz.so")
