@@ -598,6 +598,17 @@ pub fn hour_visibility(
     Ok(rules::visibility(&verdict, &rule, presence))
 }
 
+/// Whether the database has the presence tables (migration 6): a database of an older version
+/// opened read-only (`report` before the upgraded daemon ran) has not.
+pub fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('sightings', 'head_counts')",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n == 2)
+}
+
 /// The hour's presence from the store: checked-in trainees and their sightings (for the judge
 /// and the report). `analysed`: a classroom frame was analysed in the hour.
 pub fn hour_presence(
@@ -797,6 +808,9 @@ mod tests {
         };
         let hp = hour_presence(&conn, "s1", "c1", &hour, START - 61 * S).unwrap();
         assert!(hp.analysed && hp.present.is_empty());
+        // `report` on a database of an older version (no presence tables): not analysed.
+        assert!(has_tables(&conn).unwrap());
+        assert!(!has_tables(&Connection::open_in_memory().unwrap()).unwrap());
     }
 
     fn set_u32(v: &[u32]) -> BTreeSet<u32> {

@@ -174,7 +174,7 @@ fn with_presence(
             .iter()
             .any(|k| &k.id == c && k.analyze == Analyze::Classroom)
     });
-    if !classroom {
+    if !classroom || !super::presence::has_tables(conn)? {
         return Ok(());
     }
     let p = VerdictError::Presence;
