@@ -170,6 +170,46 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX person_classes_class ON person_classes (class_id);
     "#,
+    // 6: classroom presence (issue 11, daemon::presence): who the classroom cameras recognised,
+    // per occurrence, person, camera and second (first/last time in that second), and the
+    // most faces in one frame per class hour. Written by the analysis job in its own small
+    // transactions so that a restart loses no sighting; the evidence log holds the facts
+    // derived from them (`presence`, `spot_check`, `left_early`).
+    r#"
+    CREATE TABLE sightings (
+        session   TEXT    NOT NULL,
+        person_id TEXT    NOT NULL,
+        camera    TEXT    NOT NULL,
+        bucket_s  INTEGER NOT NULL,
+        first_us  INTEGER NOT NULL,
+        last_us   INTEGER NOT NULL,
+        PRIMARY KEY (session, person_id, camera, bucket_s)
+    );
+    CREATE TABLE head_counts (
+        session    TEXT    NOT NULL,
+        class_hour INTEGER NOT NULL,
+        camera     TEXT    NOT NULL,
+        head_count INTEGER NOT NULL,
+        frames     INTEGER NOT NULL,
+        PRIMARY KEY (session, class_hour, camera)
+    );
+    "#,
+    // 7: downlink (issue 10, sync): the ids of accepted commands, remembered until they expire
+    // (a replay is rejected), and the sessions a `schedule.update` stored (judged like those
+    // of the config file). `IF NOT EXISTS`: development builds created them on first use.
+    r#"
+    CREATE TABLE IF NOT EXISTS command_ids (
+        id         TEXT PRIMARY KEY,
+        expires_us INTEGER NOT NULL,
+        log_seq    INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS stored_sessions (
+        id         TEXT PRIMARY KEY,
+        toml       TEXT NOT NULL,
+        command_id TEXT NOT NULL,
+        updated_us INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Opens (creating if needed) the database in `data_dir`, applies migrations and sets the

@@ -119,7 +119,8 @@ impl Timing {
         t >= self.checkin_opens_at() && t <= self.end_us + self.checkout_window_us
     }
 
-    fn class_hour(&self, t: i64) -> Option<u32> {
+    /// The 1-based class hour `t` falls in.
+    pub fn class_hour(&self, t: i64) -> Option<u32> {
         self.hours
             .iter()
             .position(|&(s, e)| t >= s && t < e)

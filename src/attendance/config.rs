@@ -13,6 +13,11 @@ pub const DEFAULT_CHECKOUT_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_MIN_FRAMES: u32 = 3;
 pub const DEFAULT_VOTE_FRAMES: u32 = 5;
 pub const DEFAULT_UNKNOWN_FACE_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+// --- issue 11: classroom presence ---
+pub const DEFAULT_LEFT_EARLY_AFTER: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_SPOT_CHECKS_PER_CLASS_HOUR: u32 = 1;
+pub const DEFAULT_SPOT_CHECK_WINDOW: Duration = Duration::from_secs(2 * 60);
+pub const DEFAULT_TAMPER_AFTER: Duration = Duration::from_secs(10);
 
 /// `[attendance]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +36,16 @@ pub struct AttendanceConfig {
     pub vote_frames: u32,
     /// Snapshots of unknown faces are deleted after this (R15). 1s–10 years.
     pub unknown_face_retention: Duration,
+    /// Issue 11: a checked-in trainee not seen on the classroom cameras for longer than this
+    /// before the session's end is `left_early`. 1s–24h.
+    pub left_early_after: Duration,
+    /// Issue 11 (R8): spot checks drawn per class hour. 0–60.
+    pub spot_checks_per_class_hour: u32,
+    /// Issue 11: every checked-in trainee must be recognised within this window. 1s–24h.
+    pub spot_check_window: Duration,
+    /// Issue 11: a covered, frozen or turned camera for longer than this is `camera_tamper`.
+    /// 1s–24h.
+    pub tamper_after: Duration,
 }
 
 impl Default for AttendanceConfig {
@@ -43,6 +58,10 @@ impl Default for AttendanceConfig {
             min_frames: DEFAULT_MIN_FRAMES,
             vote_frames: DEFAULT_VOTE_FRAMES,
             unknown_face_retention: DEFAULT_UNKNOWN_FACE_RETENTION,
+            left_early_after: DEFAULT_LEFT_EARLY_AFTER,
+            spot_checks_per_class_hour: DEFAULT_SPOT_CHECKS_PER_CLASS_HOUR,
+            spot_check_window: DEFAULT_SPOT_CHECK_WINDOW,
+            tamper_after: DEFAULT_TAMPER_AFTER,
         }
     }
 }
@@ -71,6 +90,28 @@ impl AttendanceConfig {
                 day * 3650,
                 d.unknown_face_retention,
             ),
+            left_early_after: dur(
+                p,
+                "left_early_after",
+                Duration::from_secs(1),
+                day,
+                d.left_early_after,
+            ),
+            spot_checks_per_class_hour: int(
+                p,
+                "spot_checks_per_class_hour",
+                0,
+                60,
+                d.spot_checks_per_class_hour,
+            ),
+            spot_check_window: dur(
+                p,
+                "spot_check_window",
+                Duration::from_secs(1),
+                day,
+                d.spot_check_window,
+            ),
+            tamper_after: dur(p, "tamper_after", Duration::from_secs(1), day, d.tamper_after),
         };
         if c.min_frames > c.vote_frames {
             p.push(
@@ -87,14 +128,19 @@ impl AttendanceConfig {
         let h = humantime::format_duration;
         format!(
             "{} worker(s); check-in from {} before the start, late after {}, check-out within {} of the end; \
-             {} of {} frames must agree; unknown faces kept {}",
+             {} of {} frames must agree; unknown faces kept {}; left early after {} unseen, {} spot check(s) \
+             of {} per class hour, tamper after {}",
             self.workers,
             h(self.checkin_opens),
             h(self.late_after),
             h(self.checkout_window),
             self.min_frames,
             self.vote_frames,
-            h(self.unknown_face_retention)
+            h(self.unknown_face_retention),
+            h(self.left_early_after),
+            self.spot_checks_per_class_hour,
+            h(self.spot_check_window),
+            h(self.tamper_after)
         )
     }
 }
@@ -132,8 +178,31 @@ mod tests {
                 min_frames: 2,
                 vote_frames: 4,
                 unknown_face_retention: Duration::from_secs(86_400),
+                ..AttendanceConfig::default()
             }
         );
+        let c = parse(
+            "[attendance]\nleft_early_after = \"20s\"\nspot_checks_per_class_hour = 2\n\
+             spot_check_window = \"5s\"\ntamper_after = \"3s\"\n",
+        )
+        .unwrap()
+        .attendance;
+        assert_eq!(
+            (
+                c.left_early_after,
+                c.spot_checks_per_class_hour,
+                c.spot_check_window,
+                c.tamper_after
+            ),
+            (
+                Duration::from_secs(20),
+                2,
+                Duration::from_secs(5),
+                Duration::from_secs(3)
+            )
+        );
+        let e = parse("[attendance]\nspot_check_window = \"0s\"\n").unwrap_err();
+        assert!(e.contains("attendance.spot_check_window"), "{e}");
         let e = parse("[attendance]\nmin_frames = 6\n").unwrap_err();
         assert!(
             e.contains("attendance.min_frames") && e.contains("at most vote_frames (5)"),

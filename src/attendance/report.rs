@@ -18,7 +18,7 @@ use super::Role;
 use super::roster::{self, RosterError};
 use crate::clock::rfc3339_us;
 use crate::evidence::log::{self, LogError};
-use crate::evidence::record::{CheckIn, FaceVote, Kind, Record};
+use crate::evidence::record::{CheckIn, FaceVote, Kind, LeftEarly, Presence, Record, SpotCheck};
 
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -39,6 +39,20 @@ pub struct AttendanceReport {
     pub date: String,
     pub summary: AttendanceSummary,
     pub persons: Vec<PersonAttendance>,
+    /// Issue 11: per class hour, what the classroom cameras saw (from its `presence` record).
+    pub class_hours: Vec<HourLine>,
+}
+
+/// Issue 11: one class hour's `presence` in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HourLine {
+    pub class_hour: u32,
+    pub analysed: bool,
+    /// The most faces in one frame.
+    pub head_count: u32,
+    /// `null`: no classroom camera analysed (judged on recording alone).
+    pub all_visible: Option<bool>,
+    pub not_visible: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,6 +102,13 @@ pub struct PersonAttendance {
     /// Of the check-in vote.
     pub similarity: Option<f64>,
     pub liveness: Option<f64>,
+    /// Issue 11: spot checks (R8) of the occurrence the person was recognised in / missed.
+    pub spot_checks_seen: u32,
+    pub spot_checks_missed: u32,
+    /// A `left_early` record names them.
+    pub left_early: bool,
+    /// The last recognition on a classroom camera (any class hour's `presence`), RFC 3339.
+    pub last_seen: Option<String>,
 }
 
 /// What the report is about (from the config's session).
@@ -133,7 +154,60 @@ pub fn attendance_report(
             persons.insert(p.clone(), person);
         }
     }
-    Ok(build(occ, tz, &trainees, &persons, &check_ins, &check_outs))
+    let mut report = build(occ, tz, &trainees, &persons, &check_ins, &check_outs);
+    // Issue 11: presence, spot checks and leaving early.
+    let mut presences = Vec::new();
+    let mut spots = Vec::new();
+    let mut left = Vec::new();
+    for kind in [Kind::Presence, Kind::SpotCheck, Kind::LeftEarly] {
+        for raw in log::read_raw_kind(conn, kind)? {
+            match raw.record()? {
+                Record::Presence(p) if p.session == occ.name => presences.push(p),
+                Record::SpotCheck(s) if s.session == occ.name => spots.push(s),
+                Record::LeftEarly(l) if l.session == occ.name => left.push(l),
+                _ => {}
+            }
+        }
+    }
+    add_presence(&mut report, &presences, &spots, &left, tz);
+    Ok(report)
+}
+
+/// Issue 11: adds the class hours' presence, spot checks and `left_early` to a report (pure).
+pub fn add_presence(
+    report: &mut AttendanceReport,
+    presences: &[Presence],
+    spots: &[SpotCheck],
+    left: &[LeftEarly],
+    tz: Tz,
+) {
+    let mut hours: BTreeMap<u32, &Presence> = BTreeMap::new();
+    for p in presences {
+        hours.entry(p.class_hour).or_insert(p);
+    }
+    report.class_hours = hours
+        .values()
+        .map(|p| HourLine {
+            class_hour: p.class_hour,
+            analysed: p.analysed,
+            head_count: p.head_count,
+            all_visible: p.all_visible,
+            not_visible: p.not_visible.clone(),
+        })
+        .collect();
+    for line in &mut report.persons {
+        let id = line.person_id.as_str();
+        line.spot_checks_seen = spots.iter().filter(|s| s.seen.iter().any(|p| p == id)).count() as u32;
+        line.spot_checks_missed = spots.iter().filter(|s| s.missed.iter().any(|p| p == id)).count() as u32;
+        line.left_early = left.iter().any(|l| l.person_id == id);
+        line.last_seen = hours
+            .values()
+            .flat_map(|p| p.trainees.iter())
+            .filter(|t| t.person_id == id)
+            .filter_map(|t| t.last_seen_us)
+            .max()
+            .map(|t| rfc3339_us(t, tz));
+    }
 }
 
 /// The report from its inputs (pure).
@@ -199,6 +273,10 @@ pub fn build(
             check_out: first_out.get(id.as_str()).map(|v| rfc3339_us(v.time_us, tz)),
             similarity: c.and_then(|c| c.vote.similarity),
             liveness: c.map(|c| c.vote.liveness),
+            spot_checks_seen: 0,
+            spot_checks_missed: 0,
+            left_early: false,
+            last_seen: None,
         });
     }
     // R12: the class's first occurrence with check-ins (by the earliest check-in's time).
@@ -223,6 +301,7 @@ pub fn build(
             .to_string(),
         summary,
         persons: lines,
+        class_hours: Vec::new(),
     }
 }
 
@@ -328,5 +407,99 @@ mod tests {
         assert!(j["persons"][0]["check_out"].is_string());
         assert!(j["persons"][2]["check_in"].is_null());
         assert!(!j.to_string().contains("199001011234"), "R15: masked");
+    }
+
+    // --- issue 11 ---
+    #[test]
+    fn presence_spot_checks_and_leaving_early_in_the_report() {
+        use crate::evidence::record::PresenceSeen;
+        let occ = ReportOccurrence {
+            name: "s".into(),
+            class_id: "c1".into(),
+            start_us: 0,
+        };
+        let trainees = vec!["a".to_string(), "b".to_string()];
+        let persons: BTreeMap<String, Person> = [person("a", Role::Trainee), person("b", Role::Trainee)]
+            .into_iter()
+            .collect();
+        let check_ins = vec![
+            CheckIn {
+                vote: vote("s", "a", Role::Trainee, 10),
+                late: false,
+            },
+            CheckIn {
+                vote: vote("s", "b", Role::Trainee, 11),
+                late: false,
+            },
+        ];
+        let tz = chrono_tz::Asia::Shanghai;
+        let mut r = build(&occ, tz, &trainees, &persons, &check_ins, &[]);
+        let seen = |p: &str, last: Option<i64>| PresenceSeen {
+            person_id: p.into(),
+            seen: last.is_some(),
+            first_seen_us: last,
+            last_seen_us: last,
+        };
+        let hour = |h: u32, all: bool, a: Option<i64>, b: Option<i64>| Presence {
+            session: "s".into(),
+            session_id: "s".into(),
+            date: None,
+            class_id: "c1".into(),
+            class_hour: h,
+            start_us: 0,
+            end_us: 1,
+            cameras: vec!["room".into()],
+            analysed: true,
+            head_count: 2 + h,
+            all_visible: Some(all),
+            not_visible: if all { vec![] } else { vec!["b".into()] },
+            trainees: vec![seen("a", a), seen("b", b)],
+        };
+        let presences = vec![
+            hour(1, true, Some(1_000_000), Some(2_000_000)),
+            hour(2, false, Some(9_000_000), None),
+        ];
+        let spot = |seen: &[&str], missed: &[&str]| SpotCheck {
+            session: "s".into(),
+            session_id: "s".into(),
+            date: None,
+            class_id: "c1".into(),
+            class_hour: 1,
+            camera: "room".into(),
+            from_us: 0,
+            to_us: 1,
+            seen: seen.iter().map(|x| x.to_string()).collect(),
+            missed: missed.iter().map(|x| x.to_string()).collect(),
+            snapshot: None,
+            snapshot_sha256: None,
+        };
+        let spots = vec![spot(&["a", "b"], &[]), spot(&["a"], &["b"])];
+        let left = vec![LeftEarly {
+            session: "s".into(),
+            session_id: "s".into(),
+            date: None,
+            class_id: "c1".into(),
+            person_id: "b".into(),
+            last_seen_us: 2_000_000,
+            end_us: 10_000_000,
+        }];
+        add_presence(&mut r, &presences, &spots, &left, tz);
+        let (a, b) = (&r.persons[0], &r.persons[1]);
+        assert_eq!(
+            (a.spot_checks_seen, a.spot_checks_missed, a.left_early),
+            (2, 0, false)
+        );
+        assert_eq!(
+            (b.spot_checks_seen, b.spot_checks_missed, b.left_early),
+            (1, 1, true)
+        );
+        assert_eq!(b.last_seen.as_deref(), Some(rfc3339_us(2_000_000, tz).as_str()));
+        assert_eq!(a.last_seen.as_deref(), Some(rfc3339_us(9_000_000, tz).as_str()));
+        let hours: Vec<(u32, u32, Option<bool>)> = r
+            .class_hours
+            .iter()
+            .map(|h| (h.class_hour, h.head_count, h.all_visible))
+            .collect();
+        assert_eq!(hours, [(1, 3, Some(true)), (2, 4, Some(false))]);
     }
 }

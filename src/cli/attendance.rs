@@ -109,5 +109,40 @@ pub fn attendance(args: AttendanceArgs) -> anyhow::Result<ExitCode> {
             f(p.liveness)
         )?;
     }
+    // Issue 11: classroom presence.
+    if report
+        .persons
+        .iter()
+        .any(|p| p.last_seen.is_some() || p.spot_checks_seen + p.spot_checks_missed > 0)
+    {
+        writeln!(
+            out,
+            "{:<12}  {:>10}  {:>12}  {:<10}  {:<32}",
+            "person", "spot seen", "spot missed", "left early", "last seen"
+        )?;
+        for p in &report.persons {
+            writeln!(
+                out,
+                "{:<12}  {:>10}  {:>12}  {:<10}  {:<32}",
+                p.person_id,
+                p.spot_checks_seen,
+                p.spot_checks_missed,
+                if p.left_early { "yes" } else { "no" },
+                p.last_seen.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    for h in &report.class_hours {
+        let vis = match h.all_visible {
+            Some(true) => "all visible".to_string(),
+            Some(false) => format!("not all visible: {}", h.not_visible.join(", ")),
+            None => "not analysed: judged on recording alone".to_string(),
+        };
+        writeln!(
+            out,
+            "class hour {}  head count {}  {vis}",
+            h.class_hour, h.head_count
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -351,6 +351,19 @@ fn write_table(
                 }
             )?;
         }
+        // Issue 11: presence (R3/R4), head count, tamper.
+        if let Some(p) = &h.presence {
+            let vis = match (p.analysed, p.all_visible) {
+                (false, _) => "no classroom camera analysed: judged on recording alone".to_string(),
+                (true, None) => "presence pending".to_string(),
+                (true, Some(true)) => "the run showed all present trainees".to_string(),
+                (true, Some(false)) => format!("not seen in the run: {}", p.not_visible.join(", ")),
+            };
+            writeln!(out, "{:>5}head count {}  {vis}", "", p.head_count)?;
+            if !p.tamper.is_empty() {
+                writeln!(out, "{:>5}camera tamper: {}", "", p.tamper.join(", "))?;
+            }
+        }
     }
     let s = Summary::of(hours);
     writeln!(

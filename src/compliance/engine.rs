@@ -99,6 +99,9 @@ pub struct HourVerdict {
     /// The hour has ended (`now >= end`): the verdict is `pass` or `fail` and will not change
     /// unless the timeline before the end does.
     pub ended: bool,
+    /// Issue 11: what the classroom cameras saw of the hour (set by the glue, `None` for a
+    /// session without a classroom camera).
+    pub presence: Option<super::presence::PresenceOutcome>,
 }
 
 /// An unbroken run found in the hour: from its first to its last recorded moment (it may
@@ -202,6 +205,7 @@ pub fn judge_hour(
         holes,
         runs,
         ended,
+        presence: None,
     }
 }
 

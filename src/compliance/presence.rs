@@ -33,6 +33,21 @@ pub struct HourPresence {
     pub sightings: Vec<(String, i64)>,
 }
 
+/// What the report and the verdict events say about an hour's presence (issue 11).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresenceOutcome {
+    /// A classroom camera was analysed during the hour (else: judged on recording alone).
+    pub analysed: bool,
+    /// `None`: not analysed or still running.
+    pub all_visible: Option<bool>,
+    /// Who the closest qualifying run did not show, as `name (masked id)`.
+    pub not_visible: Vec<String>,
+    /// The most faces in one frame.
+    pub head_count: u32,
+    /// Tamper alarms overlapping the hour, as `camera: kind`.
+    pub tamper: Vec<String>,
+}
+
 /// Whether an hour's recording showed all present trainees (R3, R4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {

@@ -46,6 +46,7 @@ use crate::evidence::record::{Kind, Record};
 use crate::media::CameraConfig;
 use crate::media::config::Analyze;
 use crate::media::frames::{self, Frame, FrameQueues};
+use crate::media::tamper::{TamperConfig, TamperDetector, TamperEvent, Thumb};
 use crate::vision::{BgrImage, Gallery, Pipeline, Stages};
 
 /// Where the counters are written, relative to the data dir.
@@ -70,6 +71,8 @@ struct Open {
     expected: BTreeSet<String>,
     /// Past `end + checkout_window`: closed once its `absent` records are written.
     closes_us: i64,
+    /// Issue 11: what the classroom cameras saw.
+    watch: super::presence::Watch,
 }
 
 /// What the analysis jobs share.
@@ -78,6 +81,8 @@ pub struct Analysis {
     cameras: Vec<CameraConfig>,
     queues: Arc<FrameQueues>,
     trackers: Vec<Mutex<Tracker>>,
+    /// Issue 11: one tamper detector per analysed camera.
+    tampers: Vec<Mutex<TamperDetector>>,
     open: Mutex<BTreeMap<String, Arc<Mutex<Open>>>>,
     /// Every template of the box: a face best matching someone off the session's roster is
     /// `unexpected_person`, not a weak match of someone on it.
@@ -107,6 +112,14 @@ impl Analysis {
         let ids: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
         Some(Arc::new(Analysis {
             trackers: cameras.iter().map(|_| Mutex::new(Tracker::default())).collect(),
+            tampers: cameras
+                .iter()
+                .map(|_| {
+                    Mutex::new(TamperDetector::new(TamperConfig::new(
+                        config.attendance.tamper_after,
+                    )))
+                })
+                .collect(),
             queues: Arc::new(FrameQueues::new(&ids, frames::QUEUE_LEN)),
             cameras,
             config,
@@ -297,6 +310,9 @@ impl Analysis {
                 o.machine.apply(&rec);
                 written = true;
             }
+            // Issue 11: spot checks, presence, R4, teachers, left early.
+            let checked_in = o.machine.decided().checked_in.clone();
+            written |= o.watch.step(conn, &self.config, now, &checked_in)?;
             // Past the check-out window and every due record committed (an error above
             // returned before this): closed. A class without trainees has no `absent`.
             if now > o.closes_us {
@@ -339,6 +355,16 @@ impl Analysis {
         records.sort_by_key(|(seq, _)| *seq);
         let rules = VoteRules::from_config(&self.config.vision, &self.config.attendance);
         let closes_us = timing.end_us + timing.checkout_window_us;
+        let classroom: Vec<String> = cameras
+            .iter()
+            .filter(|c| {
+                self.cameras
+                    .iter()
+                    .any(|a| &a.id == *c && a.analyze == Analyze::Classroom)
+            })
+            .cloned()
+            .collect();
+        let watch = super::presence::Watch::open(conn, &timing, classroom, &expected)?;
         let machine = Occurrence::rebuild(rules, timing, expected, records.iter().map(|(_, r)| r));
         Ok(Open {
             machine,
@@ -346,6 +372,7 @@ impl Analysis {
             roster: gallery,
             expected: ids,
             closes_us,
+            watch,
         })
     }
 
@@ -410,16 +437,39 @@ impl Analysis {
             Some(t) => lock(t).update(frame.time_us, &seen),
             None => return Ok(false),
         };
-        if faces.is_empty() {
-            return Ok(false);
-        }
+        let mut written = self.tamper(conn, frame.camera, &cam.id, &frame)?;
         let occs: Vec<Arc<Mutex<Open>>> = lock(&self.open)
             .values()
             .filter(|o| lock(o).cameras.iter().any(|c| c == &cam.id))
             .cloned()
             .collect();
+        // Issue 11: every face of a classroom frame, identified against each occurrence's
+        // roster, is a sighting; the frame's face count is its head count.
+        for occ in &occs {
+            let mut o = lock(occ);
+            if !o.watch.watches(&cam.id) {
+                continue;
+            }
+            let persons: BTreeSet<String> = faces
+                .iter()
+                .filter_map(|f| f.embedding.as_ref())
+                .filter_map(|e| pipeline.identify(&o.roster, e))
+                .filter(|x| x.accepted)
+                .map(|x| x.person_id)
+                .collect();
+            written |= o.watch.frame(
+                conn,
+                &cam.id,
+                frame.time_us,
+                faces.len() as u32,
+                &persons,
+                &frame.image,
+            )?;
+        }
+        if faces.is_empty() {
+            return Ok(written);
+        }
         let everyone = lock(&self.everyone).clone();
-        let mut written = false;
         for occ in occs {
             let mut o = lock(&occ);
             for (i, f) in faces.iter().enumerate() {
@@ -472,6 +522,58 @@ impl Analysis {
                     written = true;
                 }
             }
+        }
+        Ok(written)
+    }
+
+    /// Issue 11, camera tamper: the frame's luma thumbnail into the camera's detector; a
+    /// `camera_tamper` (with a snapshot of the frame) or `camera_tamper_cleared` per event.
+    fn tamper(&self, conn: &mut Connection, index: usize, camera: &str, frame: &Frame) -> Result<bool> {
+        let img = &frame.image;
+        let luma: Vec<u8> = img
+            .data
+            .chunks_exact(3)
+            .map(|p| ((29 * u32::from(p[0]) + 150 * u32::from(p[1]) + 77 * u32::from(p[2])) >> 8) as u8)
+            .collect();
+        let Some(thumb) = Thumb::from_luma(&luma, img.width, img.height, img.width) else {
+            return Ok(false);
+        };
+        let Some(det) = self.tampers.get(index) else {
+            return Ok(false);
+        };
+        let events = lock(det).observe(frame.time_us, thumb);
+        let mut written = false;
+        for ev in events {
+            let rec = match ev {
+                TamperEvent::Raised { kind, since_us } => {
+                    let snap = write_room_snapshot(
+                        &self.config.device.data_dir,
+                        camera,
+                        frame.time_us,
+                        "camera_tamper",
+                        img,
+                        self.config.device.timezone,
+                    )?;
+                    warn!(camera, tamper = kind.as_str(), "analysis: camera tamper");
+                    Record::CameraTamper(crate::evidence::record::CameraTamper {
+                        camera: camera.to_string(),
+                        tamper: kind.as_str().to_string(),
+                        since_us,
+                        snapshot: Some(snap.0),
+                        snapshot_sha256: Some(snap.1),
+                    })
+                }
+                TamperEvent::Cleared { kind, since_us } => {
+                    info!(camera, tamper = kind.as_str(), "analysis: camera tamper cleared");
+                    Record::CameraTamperCleared(crate::evidence::record::CameraTamperCleared {
+                        camera: camera.to_string(),
+                        tamper: kind.as_str().to_string(),
+                        since_us,
+                    })
+                }
+            };
+            append(conn, frame.time_us, &rec)?;
+            written = true;
         }
         Ok(written)
     }
@@ -568,7 +670,7 @@ fn now_us() -> i64 {
     Utc::now().timestamp_micros()
 }
 
-fn append(conn: &mut Connection, time_us: i64, rec: &Record) -> Result<()> {
+pub(super) fn append(conn: &mut Connection, time_us: i64, rec: &Record) -> Result<()> {
     crate::evidence::store::append_one(conn, crate::clock::from_us(time_us), rec)
         .map(|_| ())
         .map_err(|e| format!("cannot append a {} record: {e}", rec.kind()))
@@ -607,11 +709,35 @@ fn write_snapshot(
     tz: chrono_tz::Tz,
 ) -> Result<(String, String)> {
     let jpeg = compose(frame, face).and_then(|i| i.encode_jpeg(JPEG_QUALITY).map_err(|e| e.to_string()))?;
+    write_jpeg(data_dir, camera, time_us, &format!("{kind}-{track}"), &jpeg, tz)
+}
+
+/// Issue 11: a snapshot of the whole room (a spot check, a tamper alarm); (path, sha256).
+pub(super) fn write_room_snapshot(
+    data_dir: &Path,
+    camera: &str,
+    time_us: i64,
+    kind: &str,
+    frame: &BgrImage,
+    tz: chrono_tz::Tz,
+) -> Result<(String, String)> {
+    let jpeg = frame.encode_jpeg(JPEG_QUALITY).map_err(|e| e.to_string())?;
+    write_jpeg(data_dir, camera, time_us, kind, &jpeg, tz)
+}
+
+fn write_jpeg(
+    data_dir: &Path,
+    camera: &str,
+    time_us: i64,
+    stem: &str,
+    jpeg: &[u8],
+    tz: chrono_tz::Tz,
+) -> Result<(String, String)> {
     let local = crate::clock::from_us(time_us).with_timezone(&tz);
     let rel_dir = PathBuf::from(SNAPSHOT_DIR)
         .join(camera)
         .join(local.format("%Y-%m-%d").to_string());
-    let name = format!("{}-{kind}-{track}.jpg", local.format("%H%M%S%.6f"));
+    let name = format!("{}-{stem}.jpg", local.format("%H%M%S%.6f"));
     let dir = data_dir.join(&rel_dir);
     let io = |what: &str, p: &Path, e: std::io::Error| format!("{}: cannot {what}: {e}", p.display());
     std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
@@ -620,14 +746,14 @@ fn write_snapshot(
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", &tmp, e))?;
-        f.write_all(&jpeg).map_err(|e| io("write", &tmp, e))?;
+        f.write_all(jpeg).map_err(|e| io("write", &tmp, e))?;
         f.sync_all().map_err(|e| io("fsync", &tmp, e))?;
     }
     std::fs::rename(&tmp, &path).map_err(|e| io("rename", &tmp, e))?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("fsync", &dir, e))?;
-    let sha = hex::encode(digest(&SHA256, &jpeg).as_ref());
+    let sha = hex::encode(digest(&SHA256, jpeg).as_ref());
     let rel = rel_dir.join(name).to_string_lossy().replace('\\', "/");
     Ok((rel, sha))
 }

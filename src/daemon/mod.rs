@@ -15,6 +15,7 @@ pub mod config;
 pub mod evidence;
 pub mod health;
 pub mod jobs;
+pub mod presence;
 pub mod store;
 pub mod supervisor;
 pub mod verdicts;

@@ -64,6 +64,9 @@ pub enum VerdictError {
     Open(#[from] db::DbError),
     #[error("{0}")]
     Log(#[from] LogError),
+    /// Issue 11: reading the classroom presence of an hour.
+    #[error("verdicts: presence: {0}")]
+    Presence(String),
 }
 
 /// The event types, in the order they can happen (defined with the records they are).
@@ -137,14 +140,79 @@ pub fn judge_one(
     occ: &Occurrence,
     hour: &crate::compliance::ClassHour,
     now_us: i64,
-) -> rusqlite::Result<HourVerdict> {
+) -> Result<HourVerdict, VerdictError> {
     let timelines = match conn {
         Some(c) => load_timelines(c, &occ.session.cameras, hour.start_us, hour.end_us, now_us)?,
         None => Vec::new(),
     };
     let rule = occ.session.rule(&config.rules);
     let tolerance = config.rules.profile.continuity_tolerance.as_micros() as i64;
-    Ok(judge_hour(hour, &rule, tolerance, &timelines, now_us))
+    let mut v = judge_hour(hour, &rule, tolerance, &timelines, now_us);
+    if let Some(conn) = conn {
+        with_presence(conn, config, occ, hour, now_us, &mut v)?;
+    }
+    Ok(v)
+}
+
+/// Issue 11: for a session with a classroom camera, the hour's presence (R3: a run that did
+/// not show all present trainees fails the hour under `run_must_show_all_trainees`), head
+/// count and the tamper alarms overlapping it. An hour with no classroom frame analysed is
+/// judged on recording alone (`presence.analysed = false`).
+fn with_presence(
+    conn: &Connection,
+    config: &Config,
+    occ: &Occurrence,
+    hour: &crate::compliance::ClassHour,
+    now_us: i64,
+    v: &mut HourVerdict,
+) -> Result<(), VerdictError> {
+    use crate::compliance::presence::{self as rules, PresenceOutcome, Visibility};
+    use crate::media::config::Analyze;
+    let classroom = occ.session.cameras.iter().any(|c| {
+        config
+            .cameras
+            .iter()
+            .any(|k| &k.id == c && k.analyze == Analyze::Classroom)
+    });
+    if !classroom || !super::presence::has_tables(conn)? {
+        return Ok(());
+    }
+    let p = VerdictError::Presence;
+    let from = occ.start_us() - config.attendance.checkin_opens.as_micros() as i64 - 1;
+    let hp = super::presence::hour_presence(conn, &occ.name, &occ.session.class_id, hour, from).map_err(p)?;
+    let rule = occ.session.rule(&config.rules);
+    let vis = rules::visibility(v, &rule, &hp);
+    let judged = rules::apply_r3(v.clone(), &config.rules.profile, &vis);
+    *v = judged;
+    let mut not_visible = Vec::new();
+    if let Visibility::NotAllVisible { missing, .. } = &vis {
+        for id in missing {
+            let person = crate::attendance::roster::get_person(conn, id).map_err(|e| p(e.to_string()))?;
+            not_visible.push(match person {
+                Some(x) => match x.id_number_masked() {
+                    Some(m) => format!("{} ({m})", x.name),
+                    None => format!("{} ({id})", x.name),
+                },
+                None => id.clone(),
+            });
+        }
+    }
+    let head_count: Option<u32> = conn.query_row(
+        "SELECT MAX(head_count) FROM head_counts WHERE session = ?1 AND class_hour = ?2",
+        rusqlite::params![occ.name, hour.index],
+        |r| r.get(0),
+    )?;
+    let tamper =
+        super::presence::tamper_overlapping(conn, &occ.session.cameras, hour.start_us, hour.end_us, now_us)
+            .map_err(p)?;
+    v.presence = Some(PresenceOutcome {
+        analysed: hp.analysed,
+        all_visible: vis.all_visible(),
+        not_visible,
+        head_count: head_count.unwrap_or(0),
+        tamper,
+    });
+    Ok(())
 }
 
 /// Judges every class hour of an occurrence.
@@ -153,7 +221,7 @@ pub fn judge_occurrence(
     config: &Config,
     occ: &Occurrence,
     now_us: i64,
-) -> rusqlite::Result<Vec<HourVerdict>> {
+) -> Result<Vec<HourVerdict>, VerdictError> {
     occ.hours
         .iter()
         .map(|h| judge_one(conn, config, occ, h, now_us))
@@ -166,6 +234,25 @@ fn secs(us: i64) -> f64 {
 
 /// A class hour's verdict as JSON (the report's `class_hours[]` items; event payloads).
 pub fn hour_json(v: &HourVerdict, tz: chrono_tz::Tz) -> Value {
+    let mut j = hour_json_recording(v, tz);
+    // Issue 11: only for sessions with a classroom camera.
+    if let (Some(p), Some(o)) = (&v.presence, j.as_object_mut()) {
+        o.insert(
+            "presence".into(),
+            json!({
+                "analysed": p.analysed,
+                "judged_on": if p.analysed { "recording and presence" } else { "recording alone" },
+                "head_count": p.head_count,
+                "all_visible": p.all_visible,
+                "not_visible": p.not_visible,
+                "camera_tamper": p.tamper,
+            }),
+        );
+    }
+    j
+}
+
+fn hour_json_recording(v: &HourVerdict, tz: chrono_tz::Tz) -> Value {
     json!({
         "index": v.index,
         "start": rfc3339_us(v.start_us, tz),
@@ -480,6 +567,11 @@ fn event_payload(config: &Config, occ: &Occurrence, v: &HourVerdict, tz: chrono_
                 breaks_run: h.breaks_run,
             })
             .collect(),
+        not_visible: v
+            .presence
+            .as_ref()
+            .map(|p| p.not_visible.clone())
+            .unwrap_or_default(),
     }
 }
 

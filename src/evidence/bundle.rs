@@ -105,9 +105,18 @@ fn covers(rec: &Record) -> Option<(&str, i64, i64)> {
         Record::Segment(s) => Some((&s.camera, s.start_us, s.end_us)),
         Record::Gap(g) => Some((&g.camera, g.start_us, g.end_us)),
         // issue 9: a face decision on one of the span's cameras, with its snapshot.
-        r => r
-            .face_vote()
-            .map(|v| (v.camera.as_str(), v.time_us, v.time_us + 1)),
+        // issue 11: a spot check or a tamper alarm, with its room snapshot.
+        r => snapshot_of(r).map(|(camera, t)| (camera, t, t + 1)),
+    }
+}
+
+/// The camera and time of a record's snapshot (a face decision, issue 9; a spot check or a
+/// camera tamper, issue 11).
+fn snapshot_of(rec: &Record) -> Option<(&str, i64)> {
+    match rec {
+        Record::SpotCheck(c) => Some((c.camera.as_str(), c.to_us)),
+        Record::CameraTamper(c) => Some((c.camera.as_str(), c.since_us)),
+        r => r.face_vote().map(|v| (v.camera.as_str(), v.time_us)),
     }
 }
 
@@ -159,6 +168,9 @@ pub fn export(
         Kind::UnexpectedPerson,
         Kind::UnknownFace,
         Kind::SpoofAttempt,
+        // --- issue 11 ---
+        Kind::SpotCheck,
+        Kind::CameraTamper,
     ] {
         let sp = if matches!(kind, Kind::Segment | Kind::Gap) {
             span
@@ -563,12 +575,14 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
     // must be here; those in the check-in/check-out windows around it are checked when present.
     for r in &records {
         let Ok(rec) = r.record() else { continue };
-        let Some(v) = rec.face_vote() else { continue };
+        let Some((v_camera, v_time_us)) = snapshot_of(&rec) else {
+            continue;
+        };
         let (Some(path), Some(sha)) = (r.file_path(), r.file_sha256.as_deref().and_then(parse_sha256_hex))
         else {
             continue;
         };
-        if !span.cameras.iter().any(|c| c == &v.camera) || pruned.contains(&r.seq) {
+        if !span.cameras.iter().any(|c| c == v_camera) || pruned.contains(&r.seq) {
             continue;
         }
         let Some(rel) = safe_rel_path(&path) else {
@@ -582,7 +596,7 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
         };
         let full = dir.join(rel);
         if !full.exists() {
-            if v.time_us >= span.from_us && v.time_us <= span.to_us {
+            if v_time_us >= span.from_us && v_time_us <= span.to_us {
                 problems.push(Problem::new(
                     ProblemKind::Missing,
                     Some(r.seq),

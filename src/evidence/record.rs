@@ -93,10 +93,18 @@ pub enum Kind {
     Snapshot,
     Live,
     Clip,
+    // --- issue 11: classroom presence ---
+    Presence,
+    LeftEarly,
+    SpotCheck,
+    ClassVisibilityWarning,
+    ClassFailed,
+    CameraTamper,
+    CameraTamperCleared,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 32] = [
         Kind::Segment,
         Kind::Gap,
         Kind::ClassHourPass,
@@ -123,6 +131,14 @@ impl Kind {
         Kind::Snapshot,
         Kind::Live,
         Kind::Clip,
+        // --- issue 11: classroom presence ---
+        Kind::Presence,
+        Kind::LeftEarly,
+        Kind::SpotCheck,
+        Kind::ClassVisibilityWarning,
+        Kind::ClassFailed,
+        Kind::CameraTamper,
+        Kind::CameraTamperCleared,
     ];
 
     /// The stored type: the one place kind strings live.
@@ -154,6 +170,14 @@ impl Kind {
             Kind::Snapshot => "snapshot",
             Kind::Live => "live",
             Kind::Clip => "clip",
+            // --- issue 11: classroom presence ---
+            Kind::Presence => "presence",
+            Kind::LeftEarly => "left_early",
+            Kind::SpotCheck => "spot_check",
+            Kind::ClassVisibilityWarning => "class_visibility_warning",
+            Kind::ClassFailed => "class_failed",
+            Kind::CameraTamper => "camera_tamper",
+            Kind::CameraTamperCleared => "camera_tamper_cleared",
         }
     }
 
@@ -324,6 +348,10 @@ pub struct ClassHour {
     pub longest_run_s: f64,
     pub recorded_s: f64,
     pub holes: Vec<HourHole>,
+    /// --- issue 11: classroom presence --- R3: the present trainees the hour's run did not
+    /// show, as `name (masked id)`; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_visible: Vec<String>,
 }
 
 /// Raised or cleared.
@@ -417,6 +445,26 @@ pub enum AlarmKind {
         new: String,
         /// `new - old` in seconds (negative: the clock went back).
         step_s: f64,
+    },
+    // --- issue 11: classroom presence ---
+    /// R10: more faces in one frame than the class's roster has trainees and teachers.
+    HeadCount {
+        session: String,
+        class_hour: Option<u32>,
+        camera: String,
+        head_count: u32,
+        roster_trainees: u32,
+        teachers: u32,
+    },
+    /// No teacher checked in or seen by `late_after` past the start (cleared when one is).
+    NoTeacher { session: String, class_id: String },
+    /// R11: present teachers × `trainees_per_teacher` < present trainees.
+    TeacherRatio {
+        session: String,
+        class_id: String,
+        teachers: u32,
+        trainees: u32,
+        per_teacher: u32,
     },
 }
 
@@ -655,6 +703,112 @@ pub struct Clip {
     pub sha256: String,
 }
 
+// --- issue 11: classroom presence ---
+
+/// One checked-in trainee in a class hour's `presence` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceSeen {
+    pub person_id: String,
+    /// Recognised at least once on the session's classroom cameras during the hour.
+    pub seen: bool,
+    pub first_seen_us: Option<i64>,
+    pub last_seen_us: Option<i64>,
+}
+
+/// `presence`: what the classroom cameras saw of one class hour (written when it ends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub session: String,
+    pub session_id: String,
+    pub date: Option<String>,
+    pub class_id: String,
+    pub class_hour: u32,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// The session's classroom cameras.
+    pub cameras: Vec<String>,
+    /// A classroom camera was analysed during the hour (else: judged on recording alone).
+    pub analysed: bool,
+    /// The most faces seen in one frame (R10, R12).
+    pub head_count: u32,
+    /// Whether the hour's qualifying run showed every present trainee (R3, R4); `null` when
+    /// not analysed.
+    pub all_visible: Option<bool>,
+    /// Present trainees the closest qualifying run did not show.
+    pub not_visible: Vec<String>,
+    /// Every checked-in trainee of the occurrence (by the hour's end).
+    pub trainees: Vec<PresenceSeen>,
+}
+
+/// `left_early`: a checked-in trainee not seen for more than `left_early_after` before the end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftEarly {
+    pub session: String,
+    pub session_id: String,
+    pub date: Option<String>,
+    pub class_id: String,
+    pub person_id: String,
+    /// The last recognition (the check-in counts), µs.
+    pub last_seen_us: i64,
+    pub end_us: i64,
+}
+
+/// `spot_check`: one spot check (R8 process attendance) after its window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpotCheck {
+    pub session: String,
+    pub session_id: String,
+    pub date: Option<String>,
+    pub class_id: String,
+    pub class_hour: u32,
+    pub camera: String,
+    pub from_us: i64,
+    pub to_us: i64,
+    pub seen: Vec<String>,
+    pub missed: Vec<String>,
+    /// One picture of the room (relative to the data dir) and its sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_sha256: Option<String>,
+}
+
+/// `class_visibility_warning` / `class_failed` (R4): a class's hours that did not show all
+/// trainees, across its sessions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassVisibility {
+    pub class_id: String,
+    pub profile: String,
+    pub rule: String,
+    pub hours_not_showing_all: u32,
+    pub limit: u32,
+    /// Those hours, as `{session}#{class_hour}`.
+    pub hours: Vec<String>,
+}
+
+/// `camera_tamper`: a covered lens, a frozen picture or a turned camera.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraTamper {
+    pub camera: String,
+    /// `covered` | `frozen` | `scene_changed`.
+    pub tamper: String,
+    /// When the condition began (raised `tamper_after` later).
+    pub since_us: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_sha256: Option<String>,
+}
+
+/// `camera_tamper_cleared`: the condition ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraTamperCleared {
+    pub camera: String,
+    pub tamper: String,
+    /// When it ended.
+    pub since_us: i64,
+}
+
 /// One evidence record: what the box asserts (its time is stored beside it).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -689,6 +843,14 @@ pub enum Record {
     Snapshot(Snapshot),
     Live(Live),
     Clip(Clip),
+    // --- issue 11: classroom presence ---
+    Presence(Presence),
+    LeftEarly(LeftEarly),
+    SpotCheck(SpotCheck),
+    ClassVisibilityWarning(ClassVisibility),
+    ClassFailed(ClassVisibility),
+    CameraTamper(CameraTamper),
+    CameraTamperCleared(CameraTamperCleared),
 }
 
 impl Record {
@@ -746,6 +908,14 @@ impl Record {
             Record::Snapshot(_) => Kind::Snapshot,
             Record::Live(_) => Kind::Live,
             Record::Clip(_) => Kind::Clip,
+            // --- issue 11: classroom presence ---
+            Record::Presence(_) => Kind::Presence,
+            Record::LeftEarly(_) => Kind::LeftEarly,
+            Record::SpotCheck(_) => Kind::SpotCheck,
+            Record::ClassVisibilityWarning(_) => Kind::ClassVisibilityWarning,
+            Record::ClassFailed(_) => Kind::ClassFailed,
+            Record::CameraTamper(_) => Kind::CameraTamper,
+            Record::CameraTamperCleared(_) => Kind::CameraTamperCleared,
         }
     }
 
@@ -761,6 +931,9 @@ impl Record {
             // --- issue 10 ---
             Record::Snapshot(s) => Some(&s.sha256),
             Record::Clip(c) => Some(&c.sha256),
+            // --- issue 11: a spot check and a tamper alarm vouch for their room snapshot ---
+            Record::SpotCheck(c) => c.snapshot.as_ref().and(c.snapshot_sha256.as_deref()),
+            Record::CameraTamper(c) => c.snapshot.as_ref().and(c.snapshot_sha256.as_deref()),
             // --- issue 9: a face decision vouches for its JPEG snapshot ---
             _ => self
                 .face_vote()
@@ -800,6 +973,9 @@ impl Record {
             // --- issue 10 ---
             Record::Snapshot(s) => Some(&s.path),
             Record::Clip(c) => Some(&c.path),
+            // --- issue 11 ---
+            Record::SpotCheck(c) => c.snapshot_sha256.as_ref().and(c.snapshot.as_deref()),
+            Record::CameraTamper(c) => c.snapshot_sha256.as_ref().and(c.snapshot.as_deref()),
             _ => self
                 .face_vote()
                 .and_then(|v| v.snapshot_sha256.as_ref().and(v.snapshot.as_deref())),
@@ -862,6 +1038,13 @@ impl Record {
             Record::Snapshot(p) => v(p),
             Record::Live(p) => v(p),
             Record::Clip(p) => v(p),
+            // --- issue 11: classroom presence ---
+            Record::Presence(p) => v(p),
+            Record::LeftEarly(p) => v(p),
+            Record::SpotCheck(p) => v(p),
+            Record::ClassVisibilityWarning(p) | Record::ClassFailed(p) => v(p),
+            Record::CameraTamper(p) => v(p),
+            Record::CameraTamperCleared(p) => v(p),
         }
     }
 
@@ -926,6 +1109,14 @@ impl Record {
                     .to_string();
                 Record::Clip(c)
             }
+            // --- issue 11: classroom presence ---
+            Kind::Presence => Record::Presence(p(kind, canonical_payload)?),
+            Kind::LeftEarly => Record::LeftEarly(p(kind, canonical_payload)?),
+            Kind::SpotCheck => Record::SpotCheck(p(kind, canonical_payload)?),
+            Kind::ClassVisibilityWarning => Record::ClassVisibilityWarning(p(kind, canonical_payload)?),
+            Kind::ClassFailed => Record::ClassFailed(p(kind, canonical_payload)?),
+            Kind::CameraTamper => Record::CameraTamper(p(kind, canonical_payload)?),
+            Kind::CameraTamperCleared => Record::CameraTamperCleared(p(kind, canonical_payload)?),
         };
         if k != Kind::Segment && file_sha256 != rec.file_sha256() {
             return Err(RecordError::new(
@@ -1167,5 +1358,129 @@ mod tests {
         for e in ClassHourEvent::ALL {
             assert!(e.as_str().starts_with("class_hour_"));
         }
+    }
+
+    // --- issue 11: classroom presence ---
+    #[test]
+    fn presence_kinds_round_trip_and_snapshots_are_files() {
+        let sha = "cd".repeat(32);
+        let recs = [
+            Record::Presence(Presence {
+                session: "s1".into(),
+                session_id: "s1".into(),
+                date: None,
+                class_id: "c1".into(),
+                class_hour: 2,
+                start_us: 1,
+                end_us: 2,
+                cameras: vec!["room".into()],
+                analysed: true,
+                head_count: 6,
+                all_visible: Some(false),
+                not_visible: vec!["c".into()],
+                trainees: vec![PresenceSeen {
+                    person_id: "c".into(),
+                    seen: false,
+                    first_seen_us: None,
+                    last_seen_us: None,
+                }],
+            }),
+            Record::LeftEarly(LeftEarly {
+                session: "s1".into(),
+                session_id: "s1".into(),
+                date: Some("2026-12-01".into()),
+                class_id: "c1".into(),
+                person_id: "c".into(),
+                last_seen_us: 5,
+                end_us: 9,
+            }),
+            Record::SpotCheck(SpotCheck {
+                session: "s1".into(),
+                session_id: "s1".into(),
+                date: None,
+                class_id: "c1".into(),
+                class_hour: 1,
+                camera: "room".into(),
+                from_us: 1,
+                to_us: 2,
+                seen: vec!["a".into()],
+                missed: vec!["c".into()],
+                snapshot: Some("snapshots/room/x.jpg".into()),
+                snapshot_sha256: Some(sha.clone()),
+            }),
+            Record::ClassFailed(ClassVisibility {
+                class_id: "c1".into(),
+                profile: "henan".into(),
+                rule: "R4".into(),
+                hours_not_showing_all: 3,
+                limit: 3,
+                hours: vec!["s1#1".into()],
+            }),
+            Record::ClassVisibilityWarning(ClassVisibility {
+                class_id: "c1".into(),
+                profile: "henan".into(),
+                rule: "R4".into(),
+                hours_not_showing_all: 2,
+                limit: 3,
+                hours: vec![],
+            }),
+            Record::CameraTamper(CameraTamper {
+                camera: "room".into(),
+                tamper: "covered".into(),
+                since_us: 3,
+                snapshot: Some("snapshots/room/y.jpg".into()),
+                snapshot_sha256: Some(sha.clone()),
+            }),
+            Record::CameraTamperCleared(CameraTamperCleared {
+                camera: "room".into(),
+                tamper: "covered".into(),
+                since_us: 4,
+            }),
+            Record::alarm(
+                AlarmKind::TeacherRatio {
+                    session: "s1".into(),
+                    class_id: "c1".into(),
+                    teachers: 1,
+                    trainees: 30,
+                    per_teacher: 20,
+                },
+                AlarmState::Raised,
+            ),
+            Record::alarm(
+                AlarmKind::NoTeacher {
+                    session: "s1".into(),
+                    class_id: "c1".into(),
+                },
+                AlarmState::Cleared,
+            ),
+            Record::alarm(
+                AlarmKind::HeadCount {
+                    session: "s1".into(),
+                    class_hour: Some(1),
+                    camera: "room".into(),
+                    head_count: 9,
+                    roster_trainees: 6,
+                    teachers: 2,
+                },
+                AlarmState::Raised,
+            ),
+        ];
+        for r in &recs {
+            assert_eq!(&back(r), r, "{}", r.kind());
+        }
+        assert_eq!(recs[2].file_sha256(), Some(sha.as_str()));
+        assert_eq!(recs[2].file_path(), Some("snapshots/room/x.jpg"));
+        assert_eq!(recs[5].file_path(), Some("snapshots/room/y.jpg"));
+        assert_eq!(recs[0].file_sha256(), None);
+        // A spot check claiming a file the payload does not name is refused.
+        let no_snap = Record::SpotCheck(SpotCheck {
+            snapshot: None,
+            snapshot_sha256: None,
+            ..match &recs[2] {
+                Record::SpotCheck(c) => c.clone(),
+                _ => unreachable!(),
+            }
+        });
+        assert!(Record::from_stored("spot_check", &no_snap.canonical_payload(), Some(&sha)).is_err());
     }
 }

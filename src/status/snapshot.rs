@@ -28,6 +28,8 @@ pub enum SnapshotError {
     Sql(#[from] rusqlite::Error),
     #[error("reading the evidence log: {0}")]
     Log(#[from] LogError),
+    #[error("judging today's class hours: {0}")]
+    Verdicts(#[from] crate::daemon::verdicts::VerdictError),
 }
 
 /// The whole document.

@@ -333,6 +333,7 @@ mod tests {
                 breaks_run: true,
             }],
             runs: vec![],
+            presence: None,
             ended: false,
         }
     }

@@ -203,7 +203,6 @@ impl Sync {
         let (seq, cp) = outbox::cursors(&conn)?;
         let mut state = outbox::conn_state(&conn)?;
         state.broker = cfg.broker.to_string();
-        source::ensure_command_ids(&conn)?;
         let platform_key = match &cfg.platform_key_file {
             None => {
                 info!("sync: no upstream.platform_key_file: downlink commands are off");

@@ -18,18 +18,6 @@ use crate::db;
 /// `meta` key bumped by every change to the stored sessions.
 pub const VERSION_KEY: &str = "stored_sessions_version";
 
-/// Created here (not by a migration) so that it stays local to this module (issue 10).
-pub fn ensure_table(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS stored_sessions (
-             id TEXT PRIMARY KEY,
-             toml TEXT NOT NULL,
-             command_id TEXT NOT NULL,
-             updated_us INTEGER NOT NULL
-         )",
-    )
-}
-
 /// The version of the stored sessions (0 before any).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
     Ok(db::meta_get(conn, VERSION_KEY)?
@@ -102,7 +90,6 @@ pub fn store(
     command_id: &str,
     now_us: i64,
 ) -> rusqlite::Result<Vec<String>> {
-    ensure_table(conn)?;
     let tx = db::write_tx(conn)?;
     let mut removed = Vec::new();
     for id in remove {

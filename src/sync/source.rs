@@ -75,18 +75,6 @@ pub fn append(conn: &mut Connection, record: &Record) -> Result<i64, LogError> {
     Ok(seq)
 }
 
-/// The replay memory of accepted downlink commands (ids until they expire). Created here, not
-/// by a migration, so that it is local to `sync` (issue 10).
-pub fn ensure_command_ids(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS command_ids (
-             id TEXT PRIMARY KEY,
-             expires_us INTEGER NOT NULL,
-             log_seq INTEGER NOT NULL
-         )",
-    )
-}
-
 /// A command with this id was accepted and has not expired at `now_us`.
 pub fn command_seen(conn: &Connection, id: &str, now_us: i64) -> rusqlite::Result<bool> {
     conn.query_row(

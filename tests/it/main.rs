@@ -7,6 +7,7 @@ mod compliance;
 mod config;
 mod evidence;
 mod faults;
+mod presence;
 mod recording;
 mod status;
 mod support;

@@ -497,6 +497,7 @@ fn summary_counts_verdicts() {
         holes: vec![],
         runs: vec![],
         ended: false,
+        presence: None,
     };
     let s = Summary::of(&[mk(Verdict::Pass), mk(Verdict::Pass), mk(Verdict::AtRisk)]);
     assert_eq!(

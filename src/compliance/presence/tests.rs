@@ -52,6 +52,7 @@ fn hour(runs: &[RunSpan], ended: bool) -> HourVerdict {
         holes: vec![],
         runs: runs.to_vec(),
         ended,
+        presence: None,
     }
 }
 
