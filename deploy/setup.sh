@@ -157,15 +157,20 @@ fetch=(target/release/classproof models fetch --dir "$MODELS_DIR")
 [ -d "$MIRROR" ] && fetch+=(--mirror "$MIRROR")
 "${fetch[@]}"
 
+# cargo-deb builds the Debian package (`deb`; the test suite builds one too).
+install_cargo_deb() {
+    if ! cargo deb --version >/dev/null 2>&1; then
+        say "installing cargo-deb"
+        cargo install --locked --quiet cargo-deb
+    fi
+}
+
 case "$mode" in
 install)
     say "installed: target/release/classproof (see docs/operations.md to run it as a service)"
     ;;
 deb)
-    if ! cargo deb --version >/dev/null 2>&1; then
-        say "installing cargo-deb"
-        cargo install --locked --quiet cargo-deb
-    fi
+    install_cargo_deb
     # The package installs the binary in /usr/bin (the unit of `service` mode names /usr/local).
     target_dir=${CARGO_TARGET_DIR:-$repo/target}
     mkdir -p "$repo/target/deb"
@@ -251,6 +256,7 @@ demo)
     exec target/release/classproof run --config deploy/demo.toml
     ;;
 test)
+    install_cargo_deb
     say "cargo fmt --check"
     cargo fmt --check
     say "cargo clippy"

@@ -419,6 +419,38 @@ impl Watch {
                 written = true;
             }
         }
+        // The session is over: a teacher alarm still raised ends with it (its raised record
+        // stays in the log; the clearing is written when the box sees the end, so that no alarm of a
+        // past session stays open on the status page for ever).
+        if now >= t.end_us {
+            if self.no_teacher {
+                let rec = Record::alarm(
+                    AlarmKind::NoTeacher {
+                        session: t.session.clone(),
+                        class_id: t.class_id.clone(),
+                    },
+                    AlarmState::Cleared,
+                );
+                super::analysis::append(conn, now, &rec)?;
+                self.no_teacher = false;
+                written = true;
+            }
+            if let Some((teachers, trainees, per_teacher)) = self.ratio {
+                let rec = Record::alarm(
+                    AlarmKind::TeacherRatio {
+                        session: t.session.clone(),
+                        class_id: t.class_id.clone(),
+                        teachers,
+                        trainees,
+                        per_teacher,
+                    },
+                    AlarmState::Cleared,
+                );
+                super::analysis::append(conn, now, &rec)?;
+                self.ratio = None;
+                written = true;
+            }
+        }
         // Left early, at the end.
         if now >= t.end_us && !self.left_early_done && !self.analysed_hours.is_empty() {
             let mut last_seen: BTreeMap<String, i64> = BTreeMap::new();

@@ -756,10 +756,9 @@ fn journal_fields(mut b: &[u8]) -> BTreeMap<String, String> {
 /// `./deploy/setup.sh deb` builds `classproof_<version>_amd64.deb` (cargo-deb) that lintian
 /// passes without an error; it unpacks into a root made here and the binary from it serves the
 /// status page; and it installs on this machine (the postinst makes the user and the data dir)
-/// and purges cleanly, the machine restored. Long (a release build and, the first time,
-/// `cargo install cargo-deb`): run with `cargo test --release -- --ignored status::the_debian`.
+/// and purges cleanly, the machine restored. `./deploy/setup.sh test` installs cargo-deb
+/// before the tests.
 #[test]
-#[ignore = "long: builds the package; run with --ignored"]
 fn the_debian_package_builds_passes_lintian_installs_starts_and_purges() {
     let repo = crate::support::repo();
     let out = std::process::Command::new("bash")
