@@ -15,35 +15,13 @@
 //! - 64–80: the 30–40 picture live again.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::recording::camera;
-use crate::support::{Daemon, Scene, classproof, json_lines, shared, wait_for};
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
-}
-
-fn models_dir() -> String {
-    std::env::var("CLASSPROOF_MODELS_DIR")
-        .unwrap_or_else(|_| ::classproof::vision::config::DEFAULT_MODELS_DIR.to_string())
-}
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-y", "-v", "error"])
-        .args(args)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::support::path_str as s;
+use crate::support::{Daemon, Scene, classproof, ffmpeg, json_lines, models_dir, shared, wait_for};
 
 fn photo(rel: &str) -> PathBuf {
     shared().join("faces-dev").join(rel)

@@ -11,6 +11,32 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A path as a command-line argument.
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The installed face models: `CLASSPROOF_MODELS_DIR` when set (deploy/setup.sh test sets it),
+/// else the default install folder.
+pub fn models_dir() -> String {
+    std::env::var("CLASSPROOF_MODELS_DIR")
+        .unwrap_or_else(|_| ::classproof::vision::config::DEFAULT_MODELS_DIR.to_string())
+}
+
+/// Runs the ffmpeg CLI (to compose test videos), failing the test with its error.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-y", "-v", "error"])
+        .args(args)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The binary under test: the one cargo built, or `$CLASSPROOF_BIN` (to run the suite against
 /// another build, e.g. the previous release, to see a new test fail before its fix).
 pub fn bin() -> PathBuf {
