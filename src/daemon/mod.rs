@@ -8,7 +8,8 @@
 //!
 //! Stopping: the stop flag aborts every camera's blocking read at once (FFmpeg's interrupt
 //! callback); each camera finishes its open segment and returns; the store drains what they
-//! sent and exits; the jobs see the flag and return. All of it within 5 s.
+//! sent and exits; the jobs see the flag and return. All of it within 5 s. Then the WAL is
+//! folded into the database file (`db::checkpoint`), so that a clean stop leaves it whole.
 
 pub mod analysis;
 pub mod config;
