@@ -49,22 +49,7 @@ impl Platform {
         let invalid: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let subscribed = Arc::new(AtomicBool::new(false));
-        let cfg = classproof::sync::UpstreamConfig {
-            broker: classproof::sync::config::parse_broker(&format!("mqtts://127.0.0.1:{port}")).unwrap(),
-            topic_prefix: PREFIX.into(),
-            ca_file: Some(pki.file("ca.pem")),
-            client_cert_file: Some(pki.file("platform.pem")),
-            client_key_file: Some(pki.file("platform.key")),
-            platform_key_file: None,
-            username: None,
-            password_file: None,
-            insecure_plaintext: false,
-            keepalive: Duration::from_secs(5),
-            status_interval: Duration::from_secs(60),
-            backlog_alarm: Duration::from_secs(60),
-            live_max: Duration::from_secs(60),
-        };
-        let tls = classproof::sync::tls::client_config(&cfg).unwrap();
+        let tls = pki.platform_tls(port, PREFIX);
         let mut o = MqttOptions::new("platform-cmd", "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(5));
         o.set_max_packet_size(4 << 20, 4 << 20);

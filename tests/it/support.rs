@@ -550,6 +550,27 @@ pub struct Pki {
 }
 
 impl Pki {
+    /// The TLS client of the platform's side (the tests' subscriber): pinned to this CA, with
+    /// the platform's client certificate, through the box's own TLS code.
+    pub fn platform_tls(&self, port: u16, prefix: &str) -> Arc<rustls::ClientConfig> {
+        let cfg = ::classproof::sync::UpstreamConfig {
+            broker: ::classproof::sync::config::parse_broker(&format!("mqtts://127.0.0.1:{port}")).unwrap(),
+            topic_prefix: prefix.into(),
+            ca_file: Some(self.file("ca.pem")),
+            client_cert_file: Some(self.file("platform.pem")),
+            client_key_file: Some(self.file("platform.key")),
+            platform_key_file: None,
+            username: None,
+            password_file: None,
+            insecure_plaintext: false,
+            keepalive: Duration::from_secs(5),
+            status_interval: Duration::from_secs(60),
+            backlog_alarm: Duration::from_secs(60),
+            live_max: Duration::from_secs(60),
+        };
+        ::classproof::sync::tls::client_config(&cfg).unwrap()
+    }
+
     pub fn make(dir: &Path) -> Pki {
         std::fs::create_dir_all(dir).expect("pki dir");
         let run = |args: &[&str]| {

@@ -18,7 +18,6 @@ use classproof::evidence::record::{self, Record};
 use classproof::media::GapCause;
 use classproof::sync::outbox;
 use classproof::sync::receiver::{ChainCheck, ChainReport};
-use classproof::sync::{UpstreamConfig, config::parse_broker};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
 use serde_json::{Value, json};
 
@@ -58,22 +57,7 @@ impl Platform {
         let invalid: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let subscribed = Arc::new(AtomicBool::new(false));
-        let cfg = UpstreamConfig {
-            broker: parse_broker(&format!("mqtts://127.0.0.1:{port}")).unwrap(),
-            topic_prefix: PREFIX.into(),
-            ca_file: Some(pki.file("ca.pem")),
-            client_cert_file: Some(pki.file("platform.pem")),
-            client_key_file: Some(pki.file("platform.key")),
-            platform_key_file: None,
-            username: None,
-            password_file: None,
-            insecure_plaintext: false,
-            keepalive: Duration::from_secs(5),
-            status_interval: Duration::from_secs(60),
-            backlog_alarm: Duration::from_secs(60),
-            live_max: Duration::from_secs(60),
-        };
-        let tls = classproof::sync::tls::client_config(&cfg).unwrap();
+        let tls = pki.platform_tls(port, PREFIX);
         let (g, inv, st, sub) = (got.clone(), invalid.clone(), stop.clone(), subscribed.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
