@@ -264,6 +264,8 @@ fn names(v: &Value) -> Vec<String> {
 /// camera (`camera_tamper` and its clearing). One daemon for all of it.
 #[test]
 fn classroom_presence_spot_checks_teachers_r3_and_tamper() {
+    // Heavy: runs while no real-time test camera does (support::heavy).
+    let _heavy = crate::support::heavy();
     let (scene, config) = classroom(
         r#"
 [rules]
@@ -464,6 +466,8 @@ trainees_per_teacher = 2
 /// counted; a warning one hour before the limit, `class_failed` at it.
 #[test]
 fn henan_counts_hours_not_showing_all_and_fails_the_class() {
+    // Heavy: runs while no real-time test camera does (support::heavy).
+    let _heavy = crate::support::heavy();
     let (_scene, config) = classroom(
         r#"
 [rules]

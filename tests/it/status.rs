@@ -760,6 +760,8 @@ fn journal_fields(mut b: &[u8]) -> BTreeMap<String, String> {
 /// before the tests.
 #[test]
 fn the_debian_package_builds_passes_lintian_installs_starts_and_purges() {
+    // Heavy: runs while no real-time test camera does (support::heavy).
+    let _heavy = crate::support::heavy();
     let repo = crate::support::repo();
     let out = std::process::Command::new("bash")
         .arg(repo.join("deploy/setup.sh"))

@@ -8,8 +8,58 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
+
+/// Tests that load both cores for minutes (the .deb build with lintian, classroom inference)
+/// run while no real-time test camera does: a starved x264 in the camera sends late or broken
+/// access units, and a test asserting on recording then fails for the machine's sake, not the
+/// code's. Camera tests share the lock; heavy tests take it alone, through [`heavy`].
+static LOAD: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// Whether this test thread holds [`LOAD`] alone (its own cameras then need no share).
+    static HEAVY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread's share of [`LOAD`], while one of its cameras runs: a second camera of the
+    /// same test joins it instead of queueing behind a waiting heavy test (which would wait
+    /// for the first share: a deadlock).
+    static SHARE: std::cell::RefCell<std::rc::Weak<CameraShare>> =
+        const { std::cell::RefCell::new(std::rc::Weak::new()) };
+}
+
+/// Held by a heavy test for its whole body: no test camera runs meanwhile.
+pub struct Heavy(#[allow(dead_code)] RwLockWriteGuard<'static, ()>);
+
+pub fn heavy() -> Heavy {
+    let guard = LOAD.write().unwrap_or_else(|e| e.into_inner());
+    HEAVY.with(|h| h.set(true));
+    Heavy(guard)
+}
+
+impl Drop for Heavy {
+    fn drop(&mut self) {
+        HEAVY.with(|h| h.set(false));
+    }
+}
+
+/// A test thread's share of [`LOAD`].
+struct CameraShare(#[allow(dead_code)] RwLockReadGuard<'static, ()>);
+
+/// A test camera's share of [`LOAD`] (the thread's own if it has one), or nothing on a heavy
+/// test's own thread.
+fn camera_share() -> Option<std::rc::Rc<CameraShare>> {
+    if HEAVY.with(|h| h.get()) {
+        return None;
+    }
+    SHARE.with(|cell| {
+        if let Some(held) = cell.borrow().upgrade() {
+            return Some(held);
+        }
+        let share = std::rc::Rc::new(CameraShare(LOAD.read().unwrap_or_else(|e| e.into_inner())));
+        *cell.borrow_mut() = std::rc::Rc::downgrade(&share);
+        Some(share)
+    })
+}
 
 /// A path as a command-line argument.
 pub fn path_str(p: &Path) -> String {
@@ -98,6 +148,8 @@ pub struct RtspServer {
     /// Extra arguments of tests/support/rtsp_server.py (e.g. `--overlay`).
     extra: Vec<String>,
     child: Option<Child>,
+    /// Dropped after the camera is killed (fields drop after `Drop::drop`).
+    _share: Option<std::rc::Rc<CameraShare>>,
 }
 
 /// How long a test camera may take to say READY (its pre-roll included).
@@ -124,6 +176,7 @@ impl RtspServer {
             file: file.map(Path::to_path_buf),
             extra: extra.iter().map(|a| a.to_string()).collect(),
             child: None,
+            _share: camera_share(),
         };
         s.spawn()?;
         Ok(s)
