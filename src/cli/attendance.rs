@@ -29,7 +29,8 @@ pub struct AttendanceArgs {
 }
 
 pub fn attendance(args: AttendanceArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(&args.config)?;
+    // Issue 10: a session the platform stored is reported like one of the file.
+    let config = super::load_config_with_stored_sessions(&args.config)?;
     let tz = config.device.timezone;
     let date = args
         .date

@@ -137,18 +137,8 @@ fn select<'c>(config: &'c Config, args: &ReportArgs, now_us: i64) -> anyhow::Res
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(&args.config)?;
     // Issue 10: with the sessions the platform stored (`schedule.update`); the file's win.
-    let config = match db::open_existing(&config.device.data_dir)? {
-        Some(conn) => {
-            let (c, warnings) = crate::sync::schedule::effective(&conn, &config)?;
-            for w in warnings {
-                eprintln!("classproof: {w}");
-            }
-            c
-        }
-        None => config,
-    };
+    let config = super::load_config_with_stored_sessions(&args.config)?;
     let tz = config.device.timezone;
     let now_us = match &args.at {
         Some(s) => parse_time_arg(s, tz)?.timestamp_micros(),

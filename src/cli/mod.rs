@@ -25,6 +25,22 @@ pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
     Config::load(path)
 }
 
+/// The config with the sessions the platform stored (`schedule.update`, issue 10) added; the
+/// file's win an id clash, said on stderr.
+pub fn load_config_with_stored_sessions(path: &Path) -> anyhow::Result<Config> {
+    let config = load_config(path)?;
+    Ok(match crate::db::open_existing(&config.device.data_dir)? {
+        Some(conn) => {
+            let (c, warnings) = crate::sync::schedule::effective(&conn, &config)?;
+            for w in warnings {
+                eprintln!("classproof: {w}");
+            }
+            c
+        }
+        None => config,
+    })
+}
+
 /// The exit code for an error that reached `main`: 2 for config errors, 1 otherwise.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     if err.chain().any(|e| e.is::<ConfigError>() || e.is::<UsageError>()) {

@@ -91,6 +91,10 @@ pub struct Analysis {
     last_stats: Mutex<Option<Instant>>,
     last_prune: Mutex<Option<Instant>>,
     last_roster: Mutex<Option<Instant>>,
+    /// The config with the sessions the platform stored (`schedule.update`, issue 10) added,
+    /// and the stored schedule's version it was read at: remote sessions are analysed like
+    /// the file's.
+    effective: Mutex<(Option<i64>, Arc<Config>)>,
 }
 
 impl Analysis {
@@ -122,13 +126,14 @@ impl Analysis {
                 .collect(),
             queues: Arc::new(FrameQueues::new(&ids, frames::QUEUE_LEN)),
             cameras,
-            config,
             open: Mutex::new(BTreeMap::new()),
             everyone: Mutex::new(None),
             last_refresh: Mutex::new(None),
             last_stats: Mutex::new(None),
             last_prune: Mutex::new(None),
             last_roster: Mutex::new(None),
+            effective: Mutex::new((None, config.clone())),
+            config,
         }))
     }
 
@@ -256,9 +261,10 @@ impl Analysis {
         let tz = self.config.device.timezone;
         let opens = a.checkin_opens.as_micros() as i64;
         let after = a.checkout_window.as_micros() as i64;
-        // Which occurrences are open now.
+        // Which occurrences are open now, of the file's sessions and the platform's.
+        let config = self.effective_config(conn);
         let mut want: Vec<(Timing, Vec<String>)> = Vec::new();
-        for s in &self.config.sessions {
+        for s in &config.sessions {
             if !s.cameras.iter().any(|c| self.cameras.iter().any(|a| &a.id == c)) {
                 continue;
             }
@@ -312,7 +318,7 @@ impl Analysis {
             }
             // Issue 11: spot checks, presence, R4, teachers, left early.
             let checked_in = o.machine.decided().checked_in.clone();
-            written |= o.watch.step(conn, &self.config, now, &checked_in)?;
+            written |= o.watch.step(conn, &config, now, &checked_in)?;
             // Past the check-out window and every due record committed (an error above
             // returned before this): closed. A class without trainees has no `absent`.
             if now > o.closes_us {
@@ -324,6 +330,29 @@ impl Analysis {
             info!(session = %name, "analysis: check-in closed");
         }
         Ok(written)
+    }
+
+    /// The config with the platform's stored sessions, read again when their version changed.
+    /// A database error keeps the sessions last read (the file's at least).
+    fn effective_config(&self, conn: &Connection) -> Arc<Config> {
+        let mut eff = lock(&self.effective);
+        match crate::sync::schedule::version(conn) {
+            Ok(v) if eff.0 != Some(v) => match crate::sync::schedule::effective_arc(conn, &self.config) {
+                Ok(c) => {
+                    if eff.0.is_some() || c.sessions.len() > self.config.sessions.len() {
+                        info!(
+                            sessions = c.sessions.len(),
+                            "analysis: sessions from the platform updated"
+                        );
+                    }
+                    *eff = (Some(v), c);
+                }
+                Err(e) => warn!(error = %e, "analysis: cannot read the platform's sessions"),
+            },
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "analysis: cannot read the stored schedule's version"),
+        }
+        eff.1.clone()
     }
 
     fn open_occurrence(

@@ -198,9 +198,15 @@ pub fn read(
         })
         .collect();
 
+    // Today's occurrences of the file's sessions and of those the platform stored (issue 10).
+    let (with_stored, _) = crate::sync::schedule::effective(conn, config)?;
     let mut sessions = Vec::new();
-    for occ in config.sessions.iter().filter_map(|s| s.occurrence_on(today, tz)) {
-        let hours = judge_occurrence(Some(conn), config, &occ, now_us)?;
+    for occ in with_stored
+        .sessions
+        .iter()
+        .filter_map(|s| s.occurrence_on(today, tz))
+    {
+        let hours = judge_occurrence(Some(conn), &with_stored, &occ, now_us)?;
         sessions.push(SessionStatus {
             session: occ.name.clone(),
             session_id: occ.session.id.clone(),

@@ -1127,3 +1127,107 @@ fn assert_watch_ok(r: &Value) {
     assert!(r["verified_to"].as_i64().unwrap() > 3, "{r}");
     assert!(!r["checkpoints_ok"].as_array().unwrap().is_empty(), "{r}");
 }
+
+/// The platform runs a class end to end over the command topic: it enrolls a trainee
+/// (`roster.update`), schedules a session on the door camera (`schedule.update`); the daemon
+/// checks the trainee in from the camera like a session of its file, and `attendance.request`
+/// answers with the check-in report (R8, R14), as `classproof attendance` does.
+#[test]
+fn a_session_the_platform_scheduled_checks_in_its_enrolled_trainee_and_attendance_request_reports_it() {
+    let video = crate::support::shared().join("faces-dev/videos/liveportrait_d9.mp4");
+    let extra = format!(
+        "\n[rules]\nprofile = \"custom\"\nmin_class_hour = \"4s\"\npractical_min_run = \"3s\"\n\
+         continuity_tolerance = \"1s\"\n\n[vision]\nmodels_dir = {models:?}\n\n\
+         [attendance]\ncheckin_opens = \"60s\"\nlate_after = \"30s\"\ncheckout_window = \"6s\"\n\n\
+         [[camera]]\nid = \"door\"\nurl = \"file://{video}\"\nsegment = \"4s\"\nloop = true\n\
+         realtime = true\nanalyze = \"entrance\"\nanalyze_fps = 3\n",
+        models = crate::support::models_dir(),
+        video = video.display(),
+    );
+    let mut b = Bench::start(&extra);
+    // The trainee's photo: a frame of the door video 2 s in, sent inline.
+    let photo = b.scene.path().join("door-person.jpg");
+    crate::support::ffmpeg(&[
+        "-ss",
+        "2",
+        "-i",
+        &crate::support::path_str(&video),
+        "-frames:v",
+        "1",
+        &crate::support::path_str(&photo),
+    ]);
+    let jpeg = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&photo).unwrap());
+    let ack = b.send(
+        "roster-door",
+        "roster.update",
+        json!({"class_id": "c1", "persons": [
+            {"person_id": "p-door", "name": "Li Na", "role": "trainee", "photos": [{"jpeg_base64": jpeg}]}
+        ]}),
+    );
+    assert_eq!(ack["body"]["persons"][0]["result"], "enrolled", "{ack}");
+
+    let tz = chrono_tz::Asia::Shanghai;
+    let start = chrono::Utc::now().timestamp_micros() + 10_000_000;
+    let ack = b.send(
+        "sched-door",
+        "schedule.update",
+        json!({"sessions": [{"id": "remote-door", "class_id": "c1", "kind": "practical",
+                "cameras": ["door"], "start": time_text(start, tz), "class_hours": 1,
+                "class_hour": "20s", "break": "0s"}]}),
+    );
+    assert_eq!(ack["body"]["stored"], json!(["remote-door"]), "{ack}");
+
+    // Checked in from the camera, for the stored session.
+    let check_in = wait_for("the check-in of p-door", Duration::from_secs(60), || {
+        payloads(&b.data, Kind::CheckIn)
+            .into_iter()
+            .map(|(p, _)| p)
+            .next()
+    });
+    assert_eq!(check_in["person_id"], "p-door", "{check_in}");
+    assert_eq!(check_in["camera"], "door", "{check_in}");
+    assert_eq!(check_in["session_id"], "remote-door", "{check_in}");
+
+    // attendance.request: someone checked in, so the check-in report.
+    let date = chrono::DateTime::from_timestamp_micros(start)
+        .unwrap()
+        .with_timezone(&tz)
+        .format("%Y-%m-%d")
+        .to_string();
+    let ack = b.send(
+        "att-door",
+        "attendance.request",
+        json!({"session": "remote-door", "date": date}),
+    );
+    assert_eq!(ack["result"], "ok", "{ack}");
+    let body = &ack["body"];
+    assert_eq!(body["summary"]["present"], 1, "{ack}");
+    assert_eq!(body["persons"][0]["person_id"], "p-door", "{ack}");
+    assert_eq!(body["persons"][0]["status"], "present", "{ack}");
+    assert!(body["persons"][0]["check_in"].is_string(), "{ack}");
+    // The same object as `classproof attendance --json` for the stored session.
+    let out = crate::support::classproof(&[
+        "attendance",
+        "--json",
+        "--session",
+        "remote-door",
+        "--date",
+        &date,
+        "--config",
+        b.config.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["person_id", "status", "check_in", "similarity"] {
+        assert_eq!(cli["persons"][0][key], body["persons"][0][key], "{key}: {cli}");
+    }
+    // And the check-in went upstream as an event.
+    wait_for("the check_in event upstream", Duration::from_secs(20), || {
+        b.platform
+            .of("event")
+            .into_iter()
+            .find(|e| e["type"] == "check_in")
+    });
+    b.platform.assert_all_valid();
+    assert_watch_ok(&b.finish());
+}
