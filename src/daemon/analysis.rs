@@ -41,7 +41,7 @@ use crate::attendance::roster;
 use crate::attendance::track::{Seen, Tracker};
 use crate::config::Config;
 use crate::db;
-use crate::evidence::log;
+use crate::evidence::log::{self, LogError};
 use crate::evidence::record::{Kind, Record};
 use crate::media::CameraConfig;
 use crate::media::config::Analyze;
@@ -60,7 +60,37 @@ const REFRESH: Duration = Duration::from_millis(500);
 /// How often the roster of open occurrences is read again (enrollments while they are open).
 const ROSTER_REFRESH: Duration = Duration::from_secs(30);
 
-type Result<T> = std::result::Result<T, String>;
+/// What stops a worker's step (it is retried: the job reports `failing` meanwhile).
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("cannot open the database: {0}")]
+    Open(#[from] db::DbError),
+    #[error("evidence log: {0}")]
+    Log(#[from] LogError),
+    #[error("roster: {0}")]
+    Roster(#[from] roster::RosterError),
+    #[error("face pipeline: {0}")]
+    Vision(#[from] crate::vision::VisionError),
+    #[error("judging a class hour: {0}")]
+    Verdicts(#[from] crate::daemon::verdicts::VerdictError),
+    #[error("evidence store: {0}")]
+    Store(#[from] crate::evidence::store::StoreError),
+    #[error("cannot append a {kind} record: {source}")]
+    Append {
+        kind: &'static str,
+        source: crate::evidence::store::StoreError,
+    },
+    #[error("{}: cannot {what}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, AnalysisError>;
 
 /// One open session occurrence.
 struct Open {
@@ -296,7 +326,7 @@ impl Analysis {
         };
         if refresh && !open.is_empty() {
             let (model, dim) = pipeline.recognition_model();
-            let everyone = roster::load_gallery(conn, model, dim).map_err(|e| e.to_string())?;
+            let everyone = roster::load_gallery(conn, model, dim)?;
             *lock(&self.everyone) = Some(Arc::new(everyone));
             for o in open.values() {
                 let mut o = lock(o);
@@ -364,7 +394,7 @@ impl Analysis {
     ) -> Result<Open> {
         let (model, dim) = pipeline.recognition_model();
         let (expected, ids, gallery) = load_roster(conn, pipeline, &timing.class_id)?;
-        let everyone = roster::load_gallery(conn, model, dim).map_err(|e| e.to_string())?;
+        let everyone = roster::load_gallery(conn, model, dim)?;
         *lock(&self.everyone) = Some(Arc::new(everyone));
         // After a restart: what the log already holds for this occurrence (R16).
         let from = timing.checkin_opens_at() - 1;
@@ -377,7 +407,7 @@ impl Analysis {
             Kind::UnknownFace,
             Kind::SpoofAttempt,
         ] {
-            for s in log::read_filtered(conn, Some(from), Some(kind)).map_err(|e| e.to_string())? {
+            for s in log::read_filtered(conn, Some(from), Some(kind))? {
                 records.push((s.seq, s.record));
             }
         }
@@ -416,35 +446,28 @@ impl Analysis {
         let us = |t: Instant| t.elapsed().as_micros() as u64;
         let inference = self.queues.inference();
         let t0 = Instant::now();
-        let dets = pipeline.detect(&frame.image).map_err(|e| e.to_string())?;
+        let dets = pipeline.detect(&frame.image)?;
         counters.detect_us.fetch_add(us(t0), Ordering::Relaxed);
         inference.observe("detect", t0.elapsed().as_secs_f64());
-        let mut faces = pipeline
-            .analyse_detections(
-                &frame.image,
-                dets,
-                Stages {
-                    liveness: false,
-                    embedding: false,
-                },
-            )
-            .map_err(|e| e.to_string())?;
+        let mut faces = pipeline.analyse_detections(
+            &frame.image,
+            dets,
+            Stages {
+                liveness: false,
+                embedding: false,
+            },
+        )?;
         let t1 = Instant::now();
         let mut live = Vec::with_capacity(faces.len());
         for f in &faces {
-            live.push(
-                pipeline
-                    .liveness(&frame.image, &f.detection)
-                    .map_err(|e| e.to_string())?
-                    .real(),
-            );
+            live.push(pipeline.liveness(&frame.image, &f.detection)?.real());
         }
         counters.liveness_us.fetch_add(us(t1), Ordering::Relaxed);
         inference.observe("liveness", t1.elapsed().as_secs_f64());
         let t2 = Instant::now();
         if !faces.is_empty() {
             let crops: Vec<&BgrImage> = faces.iter().map(|f| &f.aligned).collect();
-            let e = pipeline.embed_aligned(&crops).map_err(|e| e.to_string())?;
+            let e = pipeline.embed_aligned(&crops)?;
             for (f, e) in faces.iter_mut().zip(e) {
                 f.embedding = Some(e);
             }
@@ -641,8 +664,7 @@ impl Analysis {
         }
         let keep = self.config.attendance.unknown_face_retention;
         let cutoff = now - keep.as_micros() as i64;
-        let files = crate::evidence::store::live_files_of_kind_before(conn, Kind::UnknownFace, cutoff, 1000)
-            .map_err(|e| e.to_string())?;
+        let files = crate::evidence::store::live_files_of_kind_before(conn, Kind::UnknownFace, cutoff, 1000)?;
         if files.is_empty() {
             return Ok(());
         }
@@ -653,8 +675,7 @@ impl Analysis {
             crate::evidence::store::PruneReason::Retention,
             keep,
             Utc::now(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         info!(
             files = paths.len(),
             "analysis: deleted unknown-face snapshots past unknown_face_retention (R15)"
@@ -671,7 +692,7 @@ fn load_roster(
     class_id: &str,
 ) -> Result<(Expected, BTreeSet<String>, Gallery)> {
     let (model, dim) = pipeline.recognition_model();
-    let expected = Expected::load(conn, class_id).map_err(|e| e.to_string())?;
+    let expected = Expected::load(conn, class_id)?;
     let mut gallery = Gallery::new(model, dim);
     let ids: BTreeSet<String> = expected
         .trainees
@@ -680,10 +701,10 @@ fn load_roster(
         .cloned()
         .collect();
     for id in &ids {
-        let Some(p) = roster::get_person(conn, id).map_err(|e| e.to_string())? else {
+        let Some(p) = roster::get_person(conn, id)? else {
             continue;
         };
-        let t = roster::load_gallery_of(conn, model, dim, id).map_err(|e| e.to_string())?;
+        let t = roster::load_gallery_of(conn, model, dim, id)?;
         if !t.is_empty() {
             gallery.add(id, &p.name, p.role.as_str(), &t);
         }
@@ -702,14 +723,20 @@ fn now_us() -> i64 {
 pub(super) fn append(conn: &mut Connection, time_us: i64, rec: &Record) -> Result<()> {
     crate::evidence::store::append_one(conn, crate::clock::from_us(time_us), rec)
         .map(|_| ())
-        .map_err(|e| format!("cannot append a {} record: {e}", rec.kind()))
+        .map_err(|source| AnalysisError::Append {
+            kind: rec.kind(),
+            source,
+        })
 }
 
 /// The whole frame with the face crop (scaled to a third of the frame's height) beside it, as
 /// one JPEG.
-pub fn compose(frame: &BgrImage, face: &BgrImage) -> std::result::Result<BgrImage, String> {
+pub fn compose(
+    frame: &BgrImage,
+    face: &BgrImage,
+) -> std::result::Result<BgrImage, crate::vision::VisionError> {
     let side = (frame.height / 3).max(face.height).min(frame.height);
-    let crop = face.resize(side, side).map_err(|e| e.to_string())?;
+    let crop = face.resize(side, side)?;
     let w = frame.width + side;
     let mut out = BgrImage::zeros(w, frame.height);
     for y in 0..frame.height {
@@ -737,7 +764,7 @@ fn write_snapshot(
     face: &BgrImage,
     tz: chrono_tz::Tz,
 ) -> Result<(String, String)> {
-    let jpeg = compose(frame, face).and_then(|i| i.encode_jpeg(JPEG_QUALITY).map_err(|e| e.to_string()))?;
+    let jpeg = compose(frame, face).and_then(|i| i.encode_jpeg(JPEG_QUALITY))?;
     write_jpeg(data_dir, camera, time_us, &format!("{kind}-{track}"), &jpeg, tz)
 }
 
@@ -750,7 +777,7 @@ pub(super) fn write_room_snapshot(
     frame: &BgrImage,
     tz: chrono_tz::Tz,
 ) -> Result<(String, String)> {
-    let jpeg = frame.encode_jpeg(JPEG_QUALITY).map_err(|e| e.to_string())?;
+    let jpeg = frame.encode_jpeg(JPEG_QUALITY)?;
     write_jpeg(data_dir, camera, time_us, kind, &jpeg, tz)
 }
 
@@ -768,7 +795,11 @@ fn write_jpeg(
         .join(local.format("%Y-%m-%d").to_string());
     let name = format!("{}-{stem}.jpg", local.format("%H%M%S%.6f"));
     let dir = data_dir.join(&rel_dir);
-    let io = |what: &str, p: &Path, e: std::io::Error| format!("{}: cannot {what}: {e}", p.display());
+    let io = |what: &'static str, p: &Path, source: std::io::Error| AnalysisError::File {
+        path: p.to_path_buf(),
+        what,
+        source,
+    };
     std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.tmp"));

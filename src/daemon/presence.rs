@@ -45,11 +45,7 @@ use crate::evidence::record::{
 };
 use crate::vision::BgrImage;
 
-type Result<T> = std::result::Result<T, String>;
-
-fn e(x: impl std::fmt::Display) -> String {
-    x.to_string()
-}
+type Result<T> = std::result::Result<T, super::analysis::AnalysisError>;
 
 /// One spot check of a class hour.
 #[derive(Debug, Clone)]
@@ -111,32 +107,25 @@ impl Watch {
             last_frame: None,
         };
         let s = &timing.session;
-        let mut stmt = conn
-            .prepare("SELECT person_id, first_us FROM sightings WHERE session = ?1 ORDER BY first_us")
-            .map_err(e)?;
-        let rows = stmt
-            .query_map(params![s], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-            .map_err(e)?;
+        let mut stmt =
+            conn.prepare("SELECT person_id, first_us FROM sightings WHERE session = ?1 ORDER BY first_us")?;
+        let rows = stmt.query_map(params![s], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for r in rows {
-            let (p, t) = r.map_err(e)?;
+            let (p, t) = r?;
             w.sightings.entry(p).or_default().push(t);
         }
-        let mut stmt = conn
-            .prepare(
-                "SELECT class_hour, MAX(head_count) FROM head_counts WHERE session = ?1 GROUP BY class_hour",
-            )
-            .map_err(e)?;
-        let rows = stmt
-            .query_map(params![s], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?)))
-            .map_err(e)?;
+        let mut stmt = conn.prepare(
+            "SELECT class_hour, MAX(head_count) FROM head_counts WHERE session = ?1 GROUP BY class_hour",
+        )?;
+        let rows = stmt.query_map(params![s], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, u32>(1)?)))?;
         for r in rows {
-            let (h, n) = r.map_err(e)?;
+            let (h, n) = r?;
             w.heads.insert(h, n);
             w.analysed_hours.insert(h);
         }
         let from = timing.checkin_opens_at() - 1;
         for kind in [Kind::Presence, Kind::LeftEarly, Kind::Alarm] {
-            for st in log::read_filtered(conn, Some(from), Some(kind)).map_err(e)? {
+            for st in log::read_filtered(conn, Some(from), Some(kind))? {
                 match st.record {
                     Record::Presence(p) if &p.session == s => {
                         w.presence_done.insert(p.class_hour);
@@ -196,7 +185,7 @@ impl Watch {
         let bucket = time_us.div_euclid(1_000_000);
         let s = self.timing.session.clone();
         {
-            let tx = db::write_tx(conn).map_err(e)?;
+            let tx = db::write_tx(conn)?;
             for p in persons {
                 tx.execute(
                     "INSERT INTO sightings (session, person_id, camera, bucket_s, first_us, last_us)
@@ -204,7 +193,7 @@ impl Watch {
                      ON CONFLICT (session, person_id, camera, bucket_s) DO UPDATE SET last_us = excluded.last_us",
                     params![s, p, camera, bucket, time_us],
                 )
-                .map_err(e)?;
+                ?;
             }
             if let Some(h) = hour {
                 tx.execute(
@@ -213,10 +202,9 @@ impl Watch {
                      ON CONFLICT (session, class_hour, camera) DO UPDATE SET
                        head_count = MAX(head_count, excluded.head_count), frames = frames + 1",
                     params![s, h, camera, faces],
-                )
-                .map_err(e)?;
+                )?;
             }
-            tx.commit().map_err(e)?;
+            tx.commit()?;
         }
         // Committed: memory follows.
         for p in persons {
@@ -464,7 +452,7 @@ impl Watch {
             let after = a.left_early_after.as_micros() as i64;
             let left = rules::left_early(&last_seen, t.end_us, after);
             if !left.is_empty() {
-                let tx = db::write_tx(conn).map_err(e)?;
+                let tx = db::write_tx(conn)?;
                 for p in &left {
                     let rec = Record::LeftEarly(LeftEarly {
                         session: t.session.clone(),
@@ -475,9 +463,9 @@ impl Watch {
                         last_seen_us: last_seen.get(p).copied().unwrap_or(0),
                         end_us: t.end_us,
                     });
-                    log::append(&tx, crate::clock::from_us(t.end_us), &rec).map_err(e)?;
+                    log::append(&tx, crate::clock::from_us(t.end_us), &rec)?;
                 }
-                tx.commit().map_err(e)?;
+                tx.commit()?;
                 written = true;
             }
             self.left_early_done = true;
@@ -592,11 +580,11 @@ impl Watch {
                 });
             }
         }
-        let tx = db::write_tx(conn).map_err(e)?;
+        let tx = db::write_tx(conn)?;
         for r in &recs {
-            log::append(&tx, crate::clock::from_us(he), r).map_err(e)?;
+            log::append(&tx, crate::clock::from_us(he), r)?;
         }
-        tx.commit().map_err(e)?;
+        tx.commit()?;
         self.presence_done.insert(h);
         Ok(true)
     }
@@ -625,7 +613,7 @@ pub fn hour_visibility(
     let Some(hour) = occ.hours.iter().find(|x| x.index == h) else {
         return Ok(Visibility::NotAnalysed);
     };
-    let verdict = super::verdicts::judge_one(Some(conn), config, occ, hour, now).map_err(e)?;
+    let verdict = super::verdicts::judge_one(Some(conn), config, occ, hour, now)?;
     let rule = occ.session.rule(&config.rules);
     Ok(rules::visibility(&verdict, &rule, presence))
 }
@@ -651,12 +639,11 @@ pub fn hour_presence(
     from_us: i64,
 ) -> Result<HourPresence> {
     let (hs, he, h) = (hour.start_us, hour.end_us, hour.index);
-    let trainees: BTreeSet<String> = crate::attendance::roster::trainees_of(conn, class_id)
-        .map_err(e)?
+    let trainees: BTreeSet<String> = crate::attendance::roster::trainees_of(conn, class_id)?
         .into_iter()
         .collect();
     let mut present = BTreeSet::new();
-    for st in log::read_filtered(conn, Some(from_us), Some(Kind::CheckIn)).map_err(e)? {
+    for st in log::read_filtered(conn, Some(from_us), Some(Kind::CheckIn))? {
         if let Record::CheckIn(c) = st.record
             && c.vote.session == session
             && c.vote.time_us < he
@@ -666,24 +653,20 @@ pub fn hour_presence(
             present.insert(p);
         }
     }
-    let analysed: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM head_counts WHERE session = ?1 AND class_hour = ?2",
-            params![session, h],
-            |r| r.get(0),
-        )
-        .map_err(e)?;
-    let mut stmt = conn
-        .prepare("SELECT person_id, first_us FROM sightings WHERE session = ?1 AND first_us >= ?2 AND first_us < ?3")
-        .map_err(e)?;
-    let rows = stmt
-        .query_map(params![session, hs, he], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })
-        .map_err(e)?;
+    let analysed: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM head_counts WHERE session = ?1 AND class_hour = ?2",
+        params![session, h],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(
+        "SELECT person_id, first_us FROM sightings WHERE session = ?1 AND first_us >= ?2 AND first_us < ?3",
+    )?;
+    let rows = stmt.query_map(params![session, hs, he], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
     let mut sightings = Vec::new();
     for r in rows {
-        let (p, t) = r.map_err(e)?;
+        let (p, t) = r?;
         if present.contains(&p) {
             sightings.push((p, t));
         }
@@ -705,8 +688,12 @@ pub fn tamper_overlapping(
 ) -> Result<Vec<String>> {
     let mut raised: Vec<(String, String, i64, Option<i64>)> = Vec::new();
     let lookback = from - 7 * 86_400_000_000;
-    let mut all = log::read_filtered(conn, Some(lookback), Some(Kind::CameraTamper)).map_err(e)?;
-    all.extend(log::read_filtered(conn, Some(lookback), Some(Kind::CameraTamperCleared)).map_err(e)?);
+    let mut all = log::read_filtered(conn, Some(lookback), Some(Kind::CameraTamper))?;
+    all.extend(log::read_filtered(
+        conn,
+        Some(lookback),
+        Some(Kind::CameraTamperCleared),
+    )?);
     all.sort_by_key(|s| s.seq);
     for st in all {
         match st.record {
@@ -736,7 +723,7 @@ pub fn tamper_overlapping(
 
 fn class_hours_not_showing_all(conn: &Connection, class_id: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for st in log::read_filtered(conn, None, Some(Kind::Presence)).map_err(e)? {
+    for st in log::read_filtered(conn, None, Some(Kind::Presence))? {
         if let Record::Presence(p) = st.record
             && p.class_id == class_id
             && p.all_visible == Some(false)
@@ -748,8 +735,7 @@ fn class_hours_not_showing_all(conn: &Connection, class_id: &str) -> Result<Vec<
 }
 
 fn class_has(conn: &Connection, kind: Kind, class_id: &str) -> Result<bool> {
-    Ok(log::read_filtered(conn, None, Some(kind))
-        .map_err(e)?
+    Ok(log::read_filtered(conn, None, Some(kind))?
         .into_iter()
         .any(|st| match st.record {
             Record::ClassFailed(c) | Record::ClassVisibilityWarning(c) => c.class_id == class_id,

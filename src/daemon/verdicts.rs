@@ -66,7 +66,7 @@ pub enum VerdictError {
     Log(#[from] LogError),
     /// Issue 11: reading the classroom presence of an hour.
     #[error("verdicts: presence: {0}")]
-    Presence(String),
+    Presence(Box<crate::daemon::analysis::AnalysisError>),
 }
 
 /// The event types, in the order they can happen (defined with the records they are).
@@ -177,7 +177,7 @@ fn with_presence(
     if !classroom || !super::presence::has_tables(conn)? {
         return Ok(());
     }
-    let p = VerdictError::Presence;
+    let p = |e: crate::daemon::analysis::AnalysisError| VerdictError::Presence(Box::new(e));
     let from = occ.start_us() - config.attendance.checkin_opens.as_micros() as i64 - 1;
     let hp = super::presence::hour_presence(conn, &occ.name, &occ.session.class_id, hour, from).map_err(p)?;
     let rule = occ.session.rule(&config.rules);
@@ -187,7 +187,7 @@ fn with_presence(
     let mut not_visible = Vec::new();
     if let Visibility::NotAllVisible { missing, .. } = &vis {
         for id in missing {
-            let person = crate::attendance::roster::get_person(conn, id).map_err(|e| p(e.to_string()))?;
+            let person = crate::attendance::roster::get_person(conn, id).map_err(|e| p(e.into()))?;
             not_visible.push(match person {
                 Some(x) => match x.id_number_masked() {
                     Some(m) => format!("{} ({m})", x.name),
