@@ -319,6 +319,7 @@ impl Occurrence {
                         class_id: t.class_id.clone(),
                         person_id: p.clone(),
                         end_us: t.end_us,
+                        after_downtime: false,
                     }),
                 )
             })

@@ -358,6 +358,17 @@ pub fn has_photo(
         .is_some())
 }
 
+/// When a person was first enrolled (µs), `None` for nobody.
+pub fn enrolled_us(conn: &Connection, person_id: &str) -> Result<Option<i64>, RosterError> {
+    Ok(conn
+        .query_row(
+            "SELECT enrolled_us FROM persons WHERE person_id = ?1",
+            [person_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// One person.
 pub fn get_person(conn: &Connection, person_id: &str) -> Result<Option<Person>, RosterError> {
     let row = conn

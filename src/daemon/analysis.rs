@@ -60,6 +60,15 @@ const REFRESH: Duration = Duration::from_millis(500);
 /// How often the roster of open occurrences is read again (enrollments while they are open).
 const ROSTER_REFRESH: Duration = Duration::from_secs(30);
 
+/// How far back an occurrence that closed while the daemon was not running still gets its
+/// `absent` records when it starts again.
+const CATCH_UP: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `meta` key: when face analysis first ran on this box (µs). Occurrences that closed before it
+/// were never watched, and get no `absent` records afterwards (an upgrade, or a box that
+/// recorded only, must not mark a week of classes absent).
+const ANALYSIS_SINCE: &str = "analysis_since_us";
+
 /// What stops a worker's step (it is retried: the job reports `failing` meanwhile).
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
@@ -125,6 +134,8 @@ pub struct Analysis {
     /// and the stored schedule's version it was read at: remote sessions are analysed like
     /// the file's.
     effective: Mutex<(Option<i64>, Arc<Config>)>,
+    /// Whether this start's catch-up of `absent` records is done.
+    caught_up: Mutex<bool>,
 }
 
 impl Analysis {
@@ -163,6 +174,7 @@ impl Analysis {
             last_prune: Mutex::new(None),
             last_roster: Mutex::new(None),
             effective: Mutex::new((None, config.clone())),
+            caught_up: Mutex::new(false),
             config,
         }))
     }
@@ -293,6 +305,13 @@ impl Analysis {
         let after = a.checkout_window.as_micros() as i64;
         // Which occurrences are open now, of the file's sessions and the platform's.
         let config = self.effective_config(conn);
+        {
+            let mut done = lock(&self.caught_up);
+            if !*done {
+                written |= self.catch_up_absent(conn, &config, now)?;
+                *done = true;
+            }
+        }
         let mut want: Vec<(Timing, Vec<String>)> = Vec::new();
         for s in &config.sessions {
             if !s.cameras.iter().any(|c| self.cameras.iter().any(|a| &a.id == c)) {
@@ -340,10 +359,15 @@ impl Analysis {
         let mut closed = Vec::new();
         for (name, o) in open.iter() {
             let mut o = lock(o);
+            // One transaction for all of an occurrence's `absent` records: a crash between
+            // two would leave the rest unwritten for good (the rebuilt machine sees `absent`
+            // written once any of them is in the log).
             let due = o.machine.advance(now);
-            for (time, rec) in due {
-                append(conn, time, &rec)?;
-                o.machine.apply(&rec);
+            if !due.is_empty() {
+                append_all(conn, &due)?;
+                for (_, rec) in &due {
+                    o.machine.apply(rec);
+                }
                 written = true;
             }
             // Issue 11: spot checks, presence, R4, teachers, left early.
@@ -358,6 +382,67 @@ impl Analysis {
         for name in closed {
             open.remove(&name);
             info!(session = %name, "analysis: check-in closed");
+        }
+        Ok(written)
+    }
+
+    /// Once per start: the `absent` records of occurrences that closed (end and check-out
+    /// window) while the daemon was not running, within [`CATCH_UP`] and after analysis first
+    /// ran, marked `after_downtime`. The machine is rebuilt from the log as at a restart, so an
+    /// occurrence whose `absent` records are in the log, or whose trainees all checked in, gets
+    /// nothing: running it again writes nothing. A trainee enrolled after the occurrence ended
+    /// was not expected then and is not counted.
+    fn catch_up_absent(&self, conn: &mut Connection, config: &Config, now: i64) -> Result<bool> {
+        let since = match db::meta_get(conn, ANALYSIS_SINCE)?.and_then(|v| v.parse::<i64>().ok()) {
+            Some(t) => t,
+            None => {
+                db::meta_set(conn, ANALYSIS_SINCE, &now.to_string())?;
+                return Ok(false);
+            }
+        };
+        let a = &self.config.attendance;
+        let tz = config.device.timezone;
+        let rules = VoteRules::from_config(&self.config.vision, a);
+        let from = since.max(now - i64::try_from(CATCH_UP.as_micros()).unwrap_or(i64::MAX));
+        let mut written = false;
+        for s in &config.sessions {
+            if !s.cameras.iter().any(|c| self.cameras.iter().any(|a| &a.id == c)) {
+                continue;
+            }
+            for occ in s.occurrences_between(from, now, tz) {
+                let t = Timing::of(&occ, a);
+                let closes = t.end_us + t.checkout_window_us;
+                if closes < since || now <= closes {
+                    continue; // closed before analysis ever ran, or still open (the live path's)
+                }
+                let mut expected = Expected::load(conn, &t.class_id)?;
+                let mut enrolled_then = BTreeSet::new();
+                for p in &expected.trainees {
+                    if roster::enrolled_us(conn, p)?.is_some_and(|e| e <= t.end_us) {
+                        enrolled_then.insert(p.clone());
+                    }
+                }
+                expected.trainees = enrolled_then;
+                let records = occurrence_records(conn, &t)?;
+                let session = t.session.clone();
+                let machine = Occurrence::rebuild(rules.clone(), t, expected, records.iter());
+                let mut due = machine.advance(now);
+                if due.is_empty() {
+                    continue;
+                }
+                for (_, r) in &mut due {
+                    if let Record::Absent(x) = r {
+                        x.after_downtime = true;
+                    }
+                }
+                append_all(conn, &due)?;
+                warn!(
+                    session = %session,
+                    absent = due.len(),
+                    "analysis: the daemon was not running when this occurrence closed; absent records written now"
+                );
+                written = true;
+            }
         }
         Ok(written)
     }
@@ -397,21 +482,7 @@ impl Analysis {
         let everyone = roster::load_gallery(conn, model, dim)?;
         *lock(&self.everyone) = Some(Arc::new(everyone));
         // After a restart: what the log already holds for this occurrence (R16).
-        let from = timing.checkin_opens_at() - 1;
-        let mut records = Vec::new();
-        for kind in [
-            Kind::CheckIn,
-            Kind::CheckOut,
-            Kind::Absent,
-            Kind::UnexpectedPerson,
-            Kind::UnknownFace,
-            Kind::SpoofAttempt,
-        ] {
-            for s in log::read_filtered(conn, Some(from), Some(kind))? {
-                records.push((s.seq, s.record));
-            }
-        }
-        records.sort_by_key(|(seq, _)| *seq);
+        let records = occurrence_records(conn, &timing)?;
         let rules = VoteRules::from_config(&self.config.vision, &self.config.attendance);
         let closes_us = timing.end_us + timing.checkout_window_us;
         let classroom: Vec<String> = cameras
@@ -424,7 +495,7 @@ impl Analysis {
             .cloned()
             .collect();
         let watch = super::presence::Watch::open(conn, &timing, classroom, &expected)?;
-        let machine = Occurrence::rebuild(rules, timing, expected, records.iter().map(|(_, r)| r));
+        let machine = Occurrence::rebuild(rules, timing, expected, records.iter());
         Ok(Open {
             machine,
             cameras,
@@ -718,6 +789,40 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn now_us() -> i64 {
     Utc::now().timestamp_micros()
+}
+
+/// The face decision records the log holds from `timing`'s check-in opening on, in log order
+/// (the machine keeps only those of its own occurrence).
+fn occurrence_records(conn: &Connection, timing: &Timing) -> Result<Vec<Record>> {
+    let from = timing.checkin_opens_at() - 1;
+    let mut records = Vec::new();
+    for kind in [
+        Kind::CheckIn,
+        Kind::CheckOut,
+        Kind::Absent,
+        Kind::UnexpectedPerson,
+        Kind::UnknownFace,
+        Kind::SpoofAttempt,
+    ] {
+        for s in log::read_filtered(conn, Some(from), Some(kind))? {
+            records.push((s.seq, s.record));
+        }
+    }
+    records.sort_by_key(|(seq, _)| *seq);
+    Ok(records.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Appends `records` (each with its time, µs) in one transaction: all or none.
+fn append_all(conn: &mut Connection, records: &[(i64, Record)]) -> Result<()> {
+    let tx = db::write_tx(conn)?;
+    for (time_us, rec) in records {
+        log::append(&tx, crate::clock::from_us(*time_us), rec).map_err(|e| AnalysisError::Append {
+            kind: rec.kind(),
+            source: e.into(),
+        })?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 pub(super) fn append(conn: &mut Connection, time_us: i64, rec: &Record) -> Result<()> {

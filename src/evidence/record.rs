@@ -601,6 +601,11 @@ pub struct Absent {
     pub person_id: String,
     /// The occurrence's end, µs.
     pub end_us: i64,
+    /// Written when the daemon started again, because it was not running when the occurrence
+    /// closed (its end and check-out window): the record's time is still the end. Left out
+    /// when false, so records written before the field existed read back byte for byte.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_downtime: bool,
 }
 
 // --- issue 10: downlink commands (sync::command) and the evidence they produce ---

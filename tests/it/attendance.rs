@@ -451,3 +451,95 @@ fn saturated_analysis_drops_and_counts_frames_and_recording_is_untouched() {
     }
     eprintln!("counters: {counters:#?}");
 }
+
+/// The power goes before the class ends: the daemon checked p1 in and was killed; it comes back
+/// only after the occurrence's end and check-out window. At start-up it writes the `absent`
+/// records it missed (p2 only: p1 checked in), marked `after_downtime`, with the occurrence's
+/// end as their time (R8, R16: nothing about attendance is silently lost).
+#[test]
+fn absent_records_missed_while_the_daemon_was_down_are_written_when_it_starts_again() {
+    let scene = Scene::new();
+    let dir = scene.path();
+    let video = shared().join("faces-dev/videos/liveportrait_d9.mp4");
+    let door_photo = dir.join("door-person.jpg");
+    ffmpeg(&["-ss", "2", "-i", &s(&video), "-frames:v", "1", &s(&door_photo)]);
+    // Check-in open at once; the one class hour starts in 10 s and lasts 20 s; check-out
+    // window 2 s.
+    let start_in = 10;
+    let start = at(start_in);
+    let closes = std::time::Instant::now() + Duration::from_secs(start_in as u64 + 20 + 2);
+    let config = scene.config(&format!(
+        r#"{RULES}
+[vision]
+models_dir = "{models}"
+
+[attendance]
+checkin_opens = "60s"
+late_after = "15s"
+checkout_window = "2s"
+
+{door_cam}
+[[session]]
+id = "s1"
+class_id = "c1"
+kind = "practical"
+cameras = ["door"]
+start = "{start}"
+class_hours = 1
+class_hour = "20s"
+break = "0s"
+"#,
+        models = models_dir(),
+        door_cam = camera(
+            "door",
+            &format!("file://{}", video.display()),
+            "4s",
+            "loop = true\nrealtime = true\nanalyze = \"entrance\"\nanalyze_fps = 3\n",
+        ),
+    ));
+    enroll(&config, "p1", "c1", &door_photo);
+    enroll(&config, "p2", "c1", &nuaa("live", "0001", &["00_00_01_101"])[0]);
+
+    let mut daemon = Daemon::start(&config);
+    let check_in = wait_for("p1's check_in", Duration::from_secs(25), || {
+        events(&config, "check_in").into_iter().next()
+    });
+    assert_eq!(check_in["person_id"], "p1", "{check_in:#}");
+    daemon.kill9();
+    // The outage itself: down through the end and the check-out window.
+    std::thread::sleep(closes.saturating_duration_since(std::time::Instant::now()) + Duration::from_secs(1));
+    assert!(
+        events(&config, "absent").is_empty(),
+        "nobody wrote absent while down"
+    );
+
+    let mut daemon = Daemon::start(&config);
+    let absent = wait_for(
+        "the absent records after the downtime",
+        Duration::from_secs(30),
+        || {
+            let a = events(&config, "absent");
+            (!a.is_empty()).then_some(a)
+        },
+    );
+    assert!(
+        daemon.terminate(Duration::from_secs(10)).success(),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(absent.len(), 1, "{absent:#?}");
+    assert_eq!(absent[0]["person_id"], "p2", "p1 checked in: {absent:#?}");
+    assert_eq!(absent[0]["after_downtime"], true, "{absent:#?}");
+    assert_eq!(absent[0]["session_id"], "s1", "{absent:#?}");
+    // Nobody checked out: the daemon was down in the check-out window.
+    assert!(events(&config, "check_out").is_empty());
+    // The attendance report says the same.
+    let out = classproof(&["attendance", "--json", "--session", "s1", "--config", &s(&config)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["present"], 1, "{report:#}");
+    assert_eq!(report["summary"]["absent"], 1, "{report:#}");
+    // The log still verifies end to end.
+    let out = classproof(&["verify", "--config", &s(&config)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
