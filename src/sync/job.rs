@@ -336,7 +336,11 @@ impl Sync {
         let b = &self.cfg.broker;
         let mut o = MqttOptions::new(self.device.clone(), b.host.clone(), b.port);
         o.set_keep_alive(self.cfg.keepalive);
-        o.set_clean_session(true);
+        // A persistent session: the broker keeps the command subscription and queues the
+        // platform's QoS 1 commands while the box is away (a replayed one is refused by id).
+        // Publishing never relies on it: each connection is a fresh client that re-publishes
+        // from the cursor.
+        o.set_clean_session(false);
         o.set_inflight(WINDOW as u16);
         o.set_max_packet_size(MAX_PACKET, MAX_PACKET);
         let will = message::status_offline(&self.device, self.tz, connected_us, env!("CARGO_PKG_VERSION"));

@@ -1231,3 +1231,69 @@ fn a_session_the_platform_scheduled_checks_in_its_enrolled_trainee_and_attendanc
     b.platform.assert_all_valid();
     assert_watch_ok(&b.finish());
 }
+
+/// A command the platform sends while the box is away is queued by the broker (the box's
+/// persistent session) and runs once the box is back: nothing the platform asks is lost to an
+/// outage of the box.
+#[test]
+fn a_command_sent_while_the_box_is_down_runs_when_it_is_back() {
+    let file_session = "\n[[session]]\nid = \"s-file\"\nclass_id = \"c9\"\nkind = \"theory\"\n\
+                        cameras = [\"front\"]\nstart = \"2030-01-01T09:00:00+08:00\"\nclass_hours = 1\nclass_hour = \"45m\"\n";
+    let mut b = Bench::start(file_session);
+    assert!(b.daemon.terminate(Duration::from_secs(10)).success());
+    // Sent while the box is down: no ack comes (exit 3), the broker keeps the command.
+    let body = b.scene.path().join("body-offline.json");
+    std::fs::write(
+        &body,
+        json!({"session": "s-file", "date": "2030-01-01"}).to_string(),
+    )
+    .unwrap();
+    let out = Command::new(upstream_bin())
+        .args([
+            "send",
+            "--broker",
+            &format!("mqtts://127.0.0.1:{}", b.broker.port),
+        ])
+        .arg("--ca")
+        .arg(b.pki.file("ca.pem"))
+        .arg("--cert")
+        .arg(b.pki.file("platform.pem"))
+        .arg("--key")
+        .arg(b.pki.file("platform.key"))
+        .args([
+            "--device",
+            DEVICE,
+            "--client-id",
+            "sender-offline",
+            "--id",
+            "offline-1",
+        ])
+        .arg("--platform-key")
+        .arg(b.keys.join("platform.key"))
+        .args(["--type", "attendance.request", "--body"])
+        .arg(format!("@{}", body.display()))
+        .args(["--ttl", "5m", "--wait", "3s"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no ack while the box is down: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(b.platform.acks().is_empty());
+
+    b.daemon = Daemon::start(&b.config);
+    let ack = wait_for("the ack of the queued command", Duration::from_secs(30), || {
+        b.platform
+            .acks()
+            .into_iter()
+            .find(|a| a["command_id"] == "offline-1")
+    });
+    assert_eq!(ack["result"], "ok", "{ack}");
+    assert_eq!(ack["body"]["session_id"], "s-file", "{ack}");
+    assert_eq!(payloads(&b.data, Kind::Command).len(), 1, "run once");
+    b.platform.assert_all_valid();
+    assert_watch_ok(&b.finish());
+}
