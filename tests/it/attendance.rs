@@ -110,9 +110,7 @@ fn faces_check_in_once_with_snapshots_prints_are_spoofs_strangers_unknown_and_a_
     let dir = scene.path();
     // The door: a real webcam-style video of one person (faces-dev videos/); enrolled from a
     // frame of it taken 2 s in.
-    let video = shared().join("faces-dev/videos/liveportrait_d9.mp4");
-    let door_photo = dir.join("door-person.jpg");
-    ffmpeg(&["-ss", "2", "-i", &s(&video), "-frames:v", "1", &s(&door_photo)]);
+    let (video, door_photo) = crate::support::door_person(dir);
     let door = RtspServer::start_file(&video);
     // A print attack: NUAA printed photos of subject 0001, who is enrolled from a live capture.
     let print = slideshow(
@@ -460,9 +458,7 @@ fn saturated_analysis_drops_and_counts_frames_and_recording_is_untouched() {
 fn absent_records_missed_while_the_daemon_was_down_are_written_when_it_starts_again() {
     let scene = Scene::new();
     let dir = scene.path();
-    let video = shared().join("faces-dev/videos/liveportrait_d9.mp4");
-    let door_photo = dir.join("door-person.jpg");
-    ffmpeg(&["-ss", "2", "-i", &s(&video), "-frames:v", "1", &s(&door_photo)]);
+    let (video, door_photo) = crate::support::door_person(dir);
     // Check-in open at once; the one class hour starts in 10 s and lasts 20 s; check-out
     // window 2 s.
     let start_in = 10;

@@ -380,9 +380,11 @@ impl Bench {
         serde_json::from_str(last).unwrap_or_else(|e| panic!("watch report: {e}: {out}"))
     }
 
-    /// `classproof-upstream send`: the ack, or a panic naming what happened.
-    fn send(&self, id: &str, kind: &str, body: Value) -> Value {
-        let out = Command::new(upstream_bin())
+    /// `classproof-upstream send` of a `kind` command with `body`, waiting `wait` for its ack.
+    fn send_waiting(&self, id: &str, kind: &str, body: Value, wait: &str) -> std::process::Output {
+        let body_file = self.scene.path().join(format!("body-{id}.json"));
+        std::fs::write(&body_file, body.to_string()).unwrap();
+        Command::new(upstream_bin())
             .args([
                 "send",
                 "--broker",
@@ -405,14 +407,15 @@ impl Bench {
             .arg("--platform-key")
             .arg(self.keys.join("platform.key"))
             .args(["--type", kind, "--body"])
-            .arg({
-                let f = self.scene.path().join(format!("body-{id}.json"));
-                std::fs::write(&f, body.to_string()).unwrap();
-                format!("@{}", f.display())
-            })
-            .args(["--ttl", "2m", "--wait", "60s"])
+            .arg(format!("@{}", body_file.display()))
+            .args(["--ttl", "2m", "--wait", wait])
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `classproof-upstream send`: the ack, or a panic naming what happened.
+    fn send(&self, id: &str, kind: &str, body: Value) -> Value {
+        let out = self.send_waiting(id, kind, body, "60s");
         let stdout = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
             panic!(
@@ -1134,7 +1137,9 @@ fn assert_watch_ok(r: &Value) {
 /// answers with the check-in report (R8, R14), as `classproof attendance` does.
 #[test]
 fn a_session_the_platform_scheduled_checks_in_its_enrolled_trainee_and_attendance_request_reports_it() {
-    let video = crate::support::shared().join("faces-dev/videos/liveportrait_d9.mp4");
+    // The door camera's video, and the trainee's photo: a frame of it 2 s in, sent inline.
+    let shots = tempfile::tempdir().unwrap();
+    let (video, photo) = crate::support::door_person(shots.path());
     let extra = format!(
         "\n[rules]\nprofile = \"custom\"\nmin_class_hour = \"4s\"\npractical_min_run = \"3s\"\n\
          continuity_tolerance = \"1s\"\n\n[vision]\nmodels_dir = {models:?}\n\n\
@@ -1145,17 +1150,6 @@ fn a_session_the_platform_scheduled_checks_in_its_enrolled_trainee_and_attendanc
         video = video.display(),
     );
     let mut b = Bench::start(&extra);
-    // The trainee's photo: a frame of the door video 2 s in, sent inline.
-    let photo = b.scene.path().join("door-person.jpg");
-    crate::support::ffmpeg(&[
-        "-ss",
-        "2",
-        "-i",
-        &crate::support::path_str(&video),
-        "-frames:v",
-        "1",
-        &crate::support::path_str(&photo),
-    ]);
     let jpeg = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&photo).unwrap());
     let ack = b.send(
         "roster-door",
@@ -1242,39 +1236,12 @@ fn a_command_sent_while_the_box_is_down_runs_when_it_is_back() {
     let mut b = Bench::start(file_session);
     assert!(b.daemon.terminate(Duration::from_secs(10)).success());
     // Sent while the box is down: no ack comes (exit 3), the broker keeps the command.
-    let body = b.scene.path().join("body-offline.json");
-    std::fs::write(
-        &body,
-        json!({"session": "s-file", "date": "2030-01-01"}).to_string(),
-    )
-    .unwrap();
-    let out = Command::new(upstream_bin())
-        .args([
-            "send",
-            "--broker",
-            &format!("mqtts://127.0.0.1:{}", b.broker.port),
-        ])
-        .arg("--ca")
-        .arg(b.pki.file("ca.pem"))
-        .arg("--cert")
-        .arg(b.pki.file("platform.pem"))
-        .arg("--key")
-        .arg(b.pki.file("platform.key"))
-        .args([
-            "--device",
-            DEVICE,
-            "--client-id",
-            "sender-offline",
-            "--id",
-            "offline-1",
-        ])
-        .arg("--platform-key")
-        .arg(b.keys.join("platform.key"))
-        .args(["--type", "attendance.request", "--body"])
-        .arg(format!("@{}", body.display()))
-        .args(["--ttl", "5m", "--wait", "3s"])
-        .output()
-        .unwrap();
+    let out = b.send_waiting(
+        "offline-1",
+        "attendance.request",
+        json!({"session": "s-file", "date": "2030-01-01"}),
+        "3s",
+    );
     assert_eq!(
         out.status.code(),
         Some(3),

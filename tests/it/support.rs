@@ -89,6 +89,23 @@ pub fn ffmpeg(args: &[&str]) {
 
 /// The binary under test: the one cargo built, or `$CLASSPROOF_BIN` (to run the suite against
 /// another build, e.g. the previous release, to see a new test fail before its fix).
+/// A real webcam-style video of one person (faces-dev `videos/`), and a frame of it 2 s in
+/// written under `dir` to enroll them from: the door camera of the check-in tests.
+pub fn door_person(dir: &Path) -> (PathBuf, PathBuf) {
+    let video = shared().join("faces-dev/videos/liveportrait_d9.mp4");
+    let photo = dir.join("door-person.jpg");
+    ffmpeg(&[
+        "-ss",
+        "2",
+        "-i",
+        &path_str(&video),
+        "-frames:v",
+        "1",
+        &path_str(&photo),
+    ]);
+    (video, photo)
+}
+
 pub fn bin() -> PathBuf {
     std::env::var_os("CLASSPROOF_BIN")
         .map(PathBuf::from)
