@@ -192,8 +192,7 @@ impl Watch {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)
                      ON CONFLICT (session, person_id, camera, bucket_s) DO UPDATE SET last_us = excluded.last_us",
                     params![s, p, camera, bucket, time_us],
-                )
-                ?;
+                )?;
             }
             if let Some(h) = hour {
                 tx.execute(
