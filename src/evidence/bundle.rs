@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -547,26 +547,12 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
                 if pruned.contains(&r.seq) {
                     continue;
                 }
-                let Some(rel) = safe_rel_path(&path) else {
-                    problems.push(Problem::new(
-                        ProblemKind::Modified,
-                        Some(r.seq),
-                        Some(path),
-                        "the recorded path leaves the bundle",
-                    ));
+                let Some(full) = in_bundle(dir, r.seq, &path, &mut problems) else {
                     continue;
                 };
                 expected.insert(path.clone());
                 files_checked += 1;
-                let full = dir.join(rel);
-                let found = sha256_file(&full).map_err(|source| VerifyError::Io { path: full, source })?;
-                let expect = FileRef {
-                    seq: r.seq,
-                    path: path.clone(),
-                    sha256: sha,
-                };
-                let recorded_for = |h: &[u8; 32]| by_sha.get(&hex::encode(h)).cloned();
-                problems.extend(check_file(&expect, found, recorded_for));
+                problems.extend(check_bundle_file(full, r.seq, path, sha, &by_sha)?);
             }
             _ => {}
         }
@@ -585,16 +571,9 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
         if !span.cameras.iter().any(|c| c == v_camera) || pruned.contains(&r.seq) {
             continue;
         }
-        let Some(rel) = safe_rel_path(&path) else {
-            problems.push(Problem::new(
-                ProblemKind::Modified,
-                Some(r.seq),
-                Some(path),
-                "the recorded path leaves the bundle",
-            ));
+        let Some(full) = in_bundle(dir, r.seq, &path, &mut problems) else {
             continue;
         };
-        let full = dir.join(rel);
         if !full.exists() {
             if v_time_us >= span.from_us && v_time_us <= span.to_us {
                 problems.push(Problem::new(
@@ -607,14 +586,7 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
             continue;
         }
         files_checked += 1;
-        let found = sha256_file(&full).map_err(|source| VerifyError::Io { path: full, source })?;
-        let expect = FileRef {
-            seq: r.seq,
-            path: path.clone(),
-            sha256: sha,
-        };
-        let recorded_for = |h: &[u8; 32]| by_sha.get(&hex::encode(h)).cloned();
-        problems.extend(check_file(&expect, found, recorded_for));
+        problems.extend(check_bundle_file(full, r.seq, path, sha, &by_sha)?);
     }
     let on_disk = video_files(dir).map_err(|source| VerifyError::Io {
         path: dir.to_path_buf(),
@@ -674,6 +646,39 @@ pub fn verify_bundle(dir: &Path, pubkey: &PublicKey) -> Result<(Report, BundleIn
         complete,
     };
     Ok((report, info))
+}
+
+/// Where a record's file is in the bundle; `None`, with a problem, when its recorded path
+/// would leave the bundle.
+fn in_bundle(dir: &Path, seq: i64, path: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    match safe_rel_path(path) {
+        Some(rel) => Some(dir.join(rel)),
+        None => {
+            problems.push(Problem::new(
+                ProblemKind::Modified,
+                Some(seq),
+                Some(path.to_string()),
+                "the recorded path leaves the bundle",
+            ));
+            None
+        }
+    }
+}
+
+/// Hashes a record's file in the bundle and checks it against the record (`by_sha`: which
+/// record names a file of that hash, to say what a swapped file is).
+fn check_bundle_file(
+    full: PathBuf,
+    seq: i64,
+    path: String,
+    sha256: [u8; 32],
+    by_sha: &HashMap<String, (i64, String)>,
+) -> Result<Option<Problem>, VerifyError> {
+    let found = sha256_file(&full).map_err(|source| VerifyError::Io { path: full, source })?;
+    let expect = FileRef { seq, path, sha256 };
+    Ok(check_file(&expect, found, |h| {
+        by_sha.get(&hex::encode(h)).cloned()
+    }))
 }
 
 #[cfg(test)]

@@ -344,6 +344,20 @@ mod tests {
         TamperDetector::new(TamperConfig::new(Duration::from_secs(10)))
     }
 
+    /// A tamper of `kind` raised at `from_us` and cleared at `to_us`.
+    fn raised_then_cleared(kind: TamperKind, from_us: i64, to_us: i64) -> Vec<TamperEvent> {
+        vec![
+            TamperEvent::Raised {
+                kind,
+                since_us: from_us,
+            },
+            TamperEvent::Cleared {
+                kind,
+                since_us: to_us,
+            },
+        ]
+    }
+
     #[test]
     fn a_live_picture_raises_nothing() {
         let mut d = detector();
@@ -365,19 +379,7 @@ mod tests {
         frames.extend((10..25).map(|i| (i * S, black())));
         frames.extend((25..45).map(|i| (i * S, scene(0, i as u32 + 1, 0))));
         let ev = run(&mut d, frames);
-        assert_eq!(
-            ev,
-            vec![
-                TamperEvent::Raised {
-                    kind: TamperKind::Covered,
-                    since_us: 10 * S
-                },
-                TamperEvent::Cleared {
-                    kind: TamperKind::Covered,
-                    since_us: 25 * S
-                },
-            ]
-        );
+        assert_eq!(ev, raised_then_cleared(TamperKind::Covered, 10 * S, 25 * S));
     }
 
     #[test]
@@ -397,19 +399,7 @@ mod tests {
         frames.extend((20..35).map(|i| (i * S, scene(0, i as u32 + 1, 0))));
         let ev = run(&mut d, frames);
         // Frozen from the second identical frame (6 s) on.
-        assert_eq!(
-            ev,
-            vec![
-                TamperEvent::Raised {
-                    kind: TamperKind::Frozen,
-                    since_us: 6 * S
-                },
-                TamperEvent::Cleared {
-                    kind: TamperKind::Frozen,
-                    since_us: 20 * S
-                },
-            ]
-        );
+        assert_eq!(ev, raised_then_cleared(TamperKind::Frozen, 6 * S, 20 * S));
     }
 
     #[test]
@@ -419,19 +409,7 @@ mod tests {
         frames.extend((10..30).map(|i| (i * S, scene(1, i as u32 + 1, 0))));
         frames.extend((30..50).map(|i| (i * S, scene(0, i as u32 + 1, 0))));
         let ev = run(&mut d, frames);
-        assert_eq!(
-            ev,
-            vec![
-                TamperEvent::Raised {
-                    kind: TamperKind::SceneChanged,
-                    since_us: 10 * S
-                },
-                TamperEvent::Cleared {
-                    kind: TamperKind::SceneChanged,
-                    since_us: 30 * S
-                },
-            ]
-        );
+        assert_eq!(ev, raised_then_cleared(TamperKind::SceneChanged, 10 * S, 30 * S));
     }
 
     #[test]
@@ -443,19 +421,7 @@ mod tests {
         let mut frames: Vec<(i64, Thumb)> = (0..10).map(|i| (i * S, scene(0, i as u32 + 1, 0))).collect();
         frames.extend((10..100).map(|i| (i * S, scene(1, i as u32 + 1, 0))));
         let ev = run(&mut d, frames);
-        assert_eq!(
-            ev,
-            vec![
-                TamperEvent::Raised {
-                    kind: TamperKind::SceneChanged,
-                    since_us: 10 * S
-                },
-                TamperEvent::Cleared {
-                    kind: TamperKind::SceneChanged,
-                    since_us: 70 * S
-                },
-            ]
-        );
+        assert_eq!(ev, raised_then_cleared(TamperKind::SceneChanged, 10 * S, 70 * S));
         assert!(d.raised().is_empty());
     }
 
