@@ -275,30 +275,10 @@ break = "0s"
         "{p1:#}"
     );
 
-    // Snapshots are evidence files: verify checks them, and finds a changed one.
-    let out = classproof(&["verify", "--config", &s(&config)]);
-    assert!(
-        out.status.success(),
-        "verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // … and so does the exported bundle, which carries the session's snapshots.
+    // Snapshots are evidence files: verify checks them (and finds a changed one, below), and
+    // the exported bundle carries the session's snapshots.
     let bundle = dir.join("bundle");
-    let out = classproof(&[
-        "export",
-        "--config",
-        &s(&config),
-        "--session",
-        "s1",
-        "--out",
-        &s(&bundle),
-    ]);
-    assert!(
-        out.status.success(),
-        "export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::verify_then_export(&config, "s1", &bundle);
     let exported = bundle.join(check_in["snapshot"].as_str().unwrap());
     assert_eq!(
         sha256_hex(&exported),

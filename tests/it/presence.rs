@@ -434,28 +434,8 @@ trainees_per_teacher = 2
 
     // Spot-check and tamper snapshots are evidence files: verify checks them, and the
     // session's bundle carries them.
-    let out = classproof(&["verify", "--config", &s(&config)]);
-    assert!(
-        out.status.success(),
-        "verify: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     let bundle = scene.path().join("bundle");
-    let out = classproof(&[
-        "export",
-        "--config",
-        &s(&config),
-        "--session",
-        "s1",
-        "--out",
-        &s(&bundle),
-    ]);
-    assert!(
-        out.status.success(),
-        "export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::verify_then_export(&config, "s1", &bundle);
     for sp in &spots {
         let rel = sp["snapshot"].as_str().unwrap();
         assert!(bundle.join(rel).is_file(), "the bundle carries {rel}");

@@ -89,6 +89,32 @@ pub fn ffmpeg(args: &[&str]) {
 
 /// The binary under test: the one cargo built, or `$CLASSPROOF_BIN` (to run the suite against
 /// another build, e.g. the previous release, to see a new test fail before its fix).
+/// `classproof verify` of the store passes, then `export --session` writes the session's
+/// bundle into `out`.
+pub fn verify_then_export(config: &Path, session: &str, out: &Path) {
+    let verify = classproof(&["verify", "--config", &path_str(config)]);
+    assert!(
+        verify.status.success(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let export = classproof(&[
+        "export",
+        "--config",
+        &path_str(config),
+        "--session",
+        session,
+        "--out",
+        &path_str(out),
+    ]);
+    assert!(
+        export.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+}
+
 /// A real webcam-style video of one person (faces-dev `videos/`), and a frame of it 2 s in
 /// written under `dir` to enroll them from: the door camera of the check-in tests.
 pub fn door_person(dir: &Path) -> (PathBuf, PathBuf) {
