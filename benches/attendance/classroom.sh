@@ -20,19 +20,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
 seconds=${1:-30}
-models=${CLASSPROOF_MODELS_DIR:-/usr/local/share/classproof/models}
-shared=${CLASSPROOF_SHARED:-$repo/../shared}
-venv=${VISION_BENCH_VENV:-$repo/target/vision-bench-venv}
-bin=$repo/target/release/classproof
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-if [ ! -x "$venv/bin/python" ]; then
-    /usr/bin/python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet onnxruntime==1.31.1 numpy opencv-python-headless onnx
-cc -O2 -shared -fPIC -o "$repo/target/vision-bench-ftz.so" benches/vision/ftz.c
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+# shellcheck source=benches/attendance/common.sh
+. benches/attendance/common.sh
 
 # The 30-face frame: 30 photos, each fit into a 212 x 144 tile.
 mapfile -t photos < <(ls "$shared"/faces-dev/identities/*/* "$shared"/faces-dev/singletons/*/* | head -30)
